@@ -1,0 +1,40 @@
+"""namedax: named-axis arrays for JAX.
+
+    >>> import jax.numpy as jnp
+    >>> import namedax as nx
+    >>> Batch, Embed = nx.Axis("batch", 2), nx.Axis("embed", 3)
+    >>> x = nx.ones((Batch, Embed))
+    >>> nx.sum(x, axis=Embed).axes
+    (Axis('batch', 2),)
+"""
+
+from . import ops as ops
+from ._axis import (
+    Axis as Axis,
+    AxisSelection as AxisSelection,
+    AxisSelector as AxisSelector,
+    AxisSpec as AxisSpec,
+    axis_name as axis_name,
+    axis_size as axis_size,
+    concat_axes as concat_axes,
+    eliminate_axes as eliminate_axes,
+    make_axes as make_axes,
+    replace_axis as replace_axis,
+    selects_axis as selects_axis,
+    union_axes as union_axes,
+)
+from ._core import (
+    AxisNotFoundError as AxisNotFoundError,
+    NamedArray as NamedArray,
+    broadcast_axis as broadcast_axis,
+    broadcast_to as broadcast_to,
+    named as named,
+    rearrange as rearrange,
+    rename as rename,
+)
+from .ops import *  # noqa: F403  (ops/__init__.py lists its names explicitly)
+
+# --- transforms (owned by _vmap.py, _scan.py, _pmap.py, _collectives.py) ---
+# --- end transforms ---
+
+__version__ = "0.1.0"

@@ -1,0 +1,259 @@
+"""Axes: a name and a size.
+
+An `Axis` is the unit every namedax function speaks in. A *selector* picks one axis of an array by
+`Axis` or by name; a *spec* lists axes with their sizes, as a sequence of `Axis` or a
+``{name: size}`` mapping. The helpers here resolve and combine them, and raise errors that name the
+axes involved.
+
+Axis is a slotted class with a precomputed hash rather than a dataclass: axes tuples are the keys of
+every per-signature cache in namedax, so hashing them sits on the hot path of every eager op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias, Union
+
+
+class Axis:
+    """A named dimension of a given size. Frozen and hashable.
+
+    Args:
+        name: the axis name, unique within one array.
+        size: the number of elements along the axis (a non-negative int).
+
+    Example:
+        >>> import namedax as nx
+        >>> Batch = nx.Axis("batch", 4)
+        >>> Batch.name, Batch.size
+        ('batch', 4)
+        >>> Batch.alias("rows")
+        Axis('rows', 4)
+        >>> Batch.resize(8) == nx.Axis("batch", 8)
+        True
+    """
+
+    __slots__ = ("name", "size", "_hash")
+    name: str
+    size: int
+
+    def __init__(self, name: str, size: int):
+        if not isinstance(name, str):
+            raise TypeError(f"Axis name must be a str, got {type(name).__name__}: {name!r}")
+        try:
+            size = int(size.__index__())  # ints and numpy ints, never floats
+        except (AttributeError, TypeError):
+            raise TypeError(f"Axis {name!r}: size must be an int, got {size!r}") from None
+        if size < 0:
+            raise ValueError(f"Axis {name!r}: size must be >= 0, got {size}")
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "_hash", hash((name, size)))
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Axis is immutable; use alias() or resize()")
+
+    def __delattr__(self, key):
+        raise AttributeError("Axis is immutable")
+
+    def __eq__(self, other):
+        if self is other:
+            return True
+        if type(other) is not Axis:
+            return NotImplemented
+        return self.name == other.name and self.size == other.size
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"Axis({self.name!r}, {self.size})"
+
+    def __reduce__(self):
+        return (Axis, (self.name, self.size))
+
+    def alias(self, new_name: str) -> Axis:
+        """The same size under another name."""
+        return Axis(new_name, self.size)
+
+    def resize(self, size: int) -> Axis:
+        """The same name with another size."""
+        return Axis(self.name, size)
+
+
+AxisSelector: TypeAlias = Union[Axis, str]
+"""One axis, by `Axis` or by name."""
+AxisSpec: TypeAlias = Union[Sequence[Axis], Mapping[str, int]]
+"""Several axes with their sizes: a sequence of `Axis` or a ``{name: size}`` mapping."""
+AxisSelection: TypeAlias = Union[AxisSelector, Sequence[AxisSelector], Mapping[str, int]]
+"""One or several axes, by `Axis` or by name, or a ``{name: size}`` mapping."""
+
+
+def axis_name(ax: AxisSelector) -> str:
+    """The name of an axis selector.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.axis_name(nx.Axis("batch", 3)), nx.axis_name("batch")
+        ('batch', 'batch')
+    """
+    if type(ax) is str:
+        return ax
+    if type(ax) is Axis:
+        return ax.name
+    raise TypeError(f"an axis selector is an Axis or a str, got {type(ax).__name__}: {ax!r}")
+
+
+def axis_size(ax: Axis | Mapping[str, int]) -> int:
+    """The size of an `Axis`, or the number of elements of a spec (product of its sizes).
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.axis_size(nx.Axis("batch", 3)), nx.axis_size({"a": 2, "b": 5})
+        (3, 10)
+    """
+    if type(ax) is Axis:
+        return ax.size
+    size = 1
+    for a in to_axes(ax):
+        size *= a.size
+    return size
+
+
+def selects_axis(selection: AxisSelection, ax: AxisSelector) -> bool:
+    """Whether ``ax`` is among the axes of ``selection`` (by name; sizes too where both have one).
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.selects_axis(("a", "b"), nx.Axis("b", 2))
+        True
+        >>> nx.selects_axis([nx.Axis("b", 3)], nx.Axis("b", 2))
+        False
+    """
+    name = axis_name(ax)
+    for sel in to_selectors(selection):
+        if axis_name(sel) == name:
+            return not (type(sel) is Axis and type(ax) is Axis and sel.size != ax.size)
+    return False
+
+
+def to_selectors(selection: AxisSelection) -> tuple[AxisSelector, ...]:
+    """Normalise one selector, a sequence of them, or a mapping to a tuple of selectors."""
+    if type(selection) is str or type(selection) is Axis:
+        return (selection,)
+    if isinstance(selection, Mapping):
+        return tuple(Axis(k, v) for k, v in selection.items())
+    if isinstance(selection, Sequence):
+        out = tuple(selection)
+        for s in out:
+            axis_name(s)  # type check
+        return out
+    raise TypeError(
+        "expected an axis, an axis name, a sequence of them or a {name: size} mapping, "
+        f"got {type(selection).__name__}: {selection!r}"
+    )
+
+
+def to_axes(spec: AxisSpec | Axis) -> tuple[Axis, ...]:
+    """Normalise an axis spec (one Axis, a sequence of Axis, or a mapping) to a tuple of Axis."""
+    if type(spec) is Axis:
+        return (spec,)
+    if isinstance(spec, Mapping):
+        return tuple(Axis(k, v) for k, v in spec.items())
+    if isinstance(spec, str):
+        raise TypeError(f"a size is needed for axis {spec!r}: pass Axis({spec!r}, size) or {{{spec!r}: size}}")
+    out = tuple(spec)
+    for a in out:
+        if type(a) is not Axis:
+            raise TypeError(
+                f"a size is needed for axis {a!r}: pass Axis(name, size) or a {{name: size}} mapping"
+            )
+    return out
+
+
+def make_axes(**sizes: int) -> tuple[Axis, ...]:
+    """Axes from keyword sizes, in the given order.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.make_axes(batch=2, embed=3)
+        (Axis('batch', 2), Axis('embed', 3))
+    """
+    return tuple(Axis(k, v) for k, v in sizes.items())
+
+
+def check_unique(axes: Sequence[Axis], what: str) -> None:
+    names = [a.name for a in axes]
+    if len(set(names)) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"{what}: duplicate axis names {dups} in {tuple(axes)}")
+
+
+def concat_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
+    """Join two specs; a name in both is an error.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.concat_axes([nx.Axis("a", 2)], {"b": 3})
+        (Axis('a', 2), Axis('b', 3))
+    """
+    out = to_axes(a1) + to_axes(a2)
+    check_unique(out, "concat_axes")
+    return out
+
+
+def union_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
+    """The axes of ``a1``, then those of ``a2`` not in ``a1``. A shared name with two sizes is an error.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.union_axes({"a": 2, "b": 3}, {"b": 3, "c": 4})
+        (Axis('a', 2), Axis('b', 3), Axis('c', 4))
+    """
+    first = to_axes(a1)
+    sizes = {a.name: a.size for a in first}
+    extra = []
+    for a in to_axes(a2):
+        if a.name in sizes:
+            if sizes[a.name] != a.size:
+                raise ValueError(
+                    f"union_axes: axis {a.name!r} has size {sizes[a.name]} in the first spec "
+                    f"and {a.size} in the second"
+                )
+        else:
+            extra.append(a)
+    return first + tuple(extra)
+
+
+def eliminate_axes(axes: AxisSpec, to_remove: AxisSelection) -> tuple[Axis, ...]:
+    """``axes`` without the selected ones; selecting an absent axis is an error.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.eliminate_axes({"a": 2, "b": 3, "c": 4}, ("a", "c"))
+        (Axis('b', 3),)
+    """
+    axes = to_axes(axes)
+    names = {axis_name(s) for s in to_selectors(to_remove)}
+    missing = names - {a.name for a in axes}
+    if missing:
+        raise ValueError(f"eliminate_axes: axes {sorted(missing)} not in {axes}")
+    return tuple(a for a in axes if a.name not in names)
+
+
+def replace_axis(axes: AxisSpec, old: AxisSelector, new: AxisSpec | Axis) -> tuple[Axis, ...]:
+    """``axes`` with ``old`` replaced, in place, by the axis or axes ``new``.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.replace_axis({"a": 2, "b": 3}, "a", {"x": 1, "y": 2})
+        (Axis('x', 1), Axis('y', 2), Axis('b', 3))
+    """
+    axes = to_axes(axes)
+    name = axis_name(old)
+    for i, a in enumerate(axes):
+        if a.name == name:
+            out = axes[:i] + to_axes(new) + axes[i + 1 :]
+            check_unique(out, "replace_axis")
+            return out
+    raise ValueError(f"replace_axis: axis {name!r} not in {axes}")

@@ -1,0 +1,687 @@
+"""NamedArray: a jax array whose dimensions have names.
+
+A `NamedArray` pairs one array leaf with a static tuple of `Axis`. It is a plain registered PyTree
+class (not an `equinox.Module`) because every op builds one: construction costs well under a
+microsecond, and rebuilding from the PyTree (as JAX does with tracers, batched values, `None` or
+`ShapeDtypeStruct` leaves) never validates.
+
+Operands combine by name, as in xarray: the result's axes are those of the first operand, then the
+new ones of the second; a name shared with two sizes is an error; plain scalars broadcast, and a plain
+array of nonzero rank is refused rather than matched by position.
+
+    >>> import jax.numpy as jnp
+    >>> import namedax as nx
+    >>> x = nx.named(jnp.arange(6.0).reshape(2, 3), ("batch", "embed"))
+    >>> y = nx.named(jnp.array([10.0, 20.0, 30.0]), "embed")
+    >>> (x + y).axes
+    (Axis('batch', 2), Axis('embed', 3))
+    >>> x["batch", 1].array
+    Array([3., 4., 5.], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _kernels
+from ._axis import Axis, AxisSelection, AxisSelector, axis_name, check_unique, to_axes, to_selectors
+
+
+class AxisNotFoundError(KeyError, ValueError):
+    """An axis was looked up by name and is not there. Both ``KeyError`` and ``ValueError``.
+
+    Example:
+        >>> import namedax as nx
+        >>> x = nx.zeros({"batch": 2})
+        >>> try:
+        ...     x.axis_size("embed")
+        ... except KeyError as e:
+        ...     print(e)
+        axis_size: no axis 'embed' in (Axis('batch', 2),)
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
+
+
+def _is_named(x) -> bool:
+    return type(x) is NamedArray or isinstance(x, NamedArray)
+
+
+class NamedArray:
+    """An array whose dimensions are named by a tuple of `Axis`.
+
+    Build one with `named` (which reads sizes from the array) or directly from an array and its axes.
+    The constructor checks that the axes fit the array; internal rebuilding does not.
+
+    Attributes:
+        array: the underlying jax array.
+        axes: one `Axis` per dimension, names unique.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import namedax as nx
+        >>> x = nx.NamedArray(jnp.zeros((2, 3)), (nx.Axis("batch", 2), nx.Axis("embed", 3)))
+        >>> x.shape
+        {'batch': 2, 'embed': 3}
+        >>> x.sum("embed").axes
+        (Axis('batch', 2),)
+    """
+
+    __slots__ = ("array", "axes")
+    __hash__ = None  # type: ignore[assignment]  # == is elementwise, as for jax arrays
+    __array_priority__ = 1000  # numpy scalars defer to our reflected operators
+
+    array: Any
+    axes: tuple[Axis, ...]
+
+    def __init__(self, array: Any, axes: Sequence[Axis] | Mapping[str, int]):
+        axes = to_axes(axes)
+        check_unique(axes, "NamedArray")
+        shape = getattr(array, "shape", None)
+        if shape is not None and tuple(shape) != tuple(a.size for a in axes):
+            raise ValueError(f"NamedArray: axes {axes} do not fit an array of shape {tuple(shape)}")
+        _set_array(self, array)
+        _set_axes(self, axes)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("NamedArray is immutable")
+
+    # ---- basic properties ----
+    @property
+    def shape(self) -> dict[str, int]:
+        """``{name: size}`` in axis order."""
+        return {a.name: a.size for a in self.axes}
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for a in self.axes:
+            n *= a.size
+        return n
+
+    def axis_size(self, axis: AxisSelector) -> int:
+        """The size of one axis, by name or `Axis`."""
+        return self.axes[self._index(axis, "axis_size")].size
+
+    def has_axis(self, axis: AxisSelection) -> bool:
+        """Whether every selected axis is present (by name, and by size for an `Axis`)."""
+        for sel in to_selectors(axis):
+            name = axis_name(sel)
+            found = next((a for a in self.axes if a.name == name), None)
+            if found is None or (type(sel) is Axis and found.size != sel.size):
+                return False
+        return True
+
+    def resolve_axis(self, axis: AxisSelection) -> Axis | tuple[Axis, ...]:
+        """The `Axis` (or tuple of them, for several) that a selection names."""
+        if type(axis) is str or type(axis) is Axis:
+            return self.axes[self._index(axis, "resolve_axis")]
+        return tuple(self.axes[self._index(s, "resolve_axis")] for s in to_selectors(axis))
+
+    def _index(self, axis: AxisSelector, op: str) -> int:
+        return axis_index_in(self.axes, axis, op)
+
+    def item(self):
+        """The single element as a Python scalar."""
+        return self.array.item()
+
+    def astype(self, dtype) -> NamedArray:
+        """The same axes with the array cast to ``dtype``."""
+        return _new(self.array.astype(dtype), self.axes)
+
+    def rename(self, renames: Mapping[AxisSelector, AxisSelector]) -> NamedArray:
+        """Rename axes, ``{old: new}``; sizes are kept. See `rename`."""
+        return rename(self, renames)
+
+    def rearrange(self, order: Sequence[AxisSelector | Any]) -> NamedArray:
+        """Reorder the axes; ``...`` stands for the axes not listed. See `rearrange`."""
+        return rearrange(self, order)
+
+    def broadcast_to(self, axes: Sequence[Axis | str] | Mapping[str, int]) -> NamedArray:
+        """Broadcast to exactly ``axes``, in that order. See `broadcast_to`."""
+        return broadcast_to(self, axes)
+
+    def broadcast_axis(self, axis: Axis | Sequence[Axis] | Mapping[str, int]) -> NamedArray:
+        """Add new axes in front. See `broadcast_axis`."""
+        return broadcast_axis(self, axis)
+
+    # ---- indexing ----
+    def __getitem__(self, idx) -> NamedArray:
+        pos, out_axes = _positional_index(self.axes, idx, "indexing")
+        return _new(self.array[pos], out_axes)
+
+    @property
+    def at(self) -> _AtIndexer:
+        """Functional updates by name: ``x.at["batch", 0].set(1.0)``, also ``add``, ``multiply``,
+        ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments."""
+        return _AtIndexer(self)
+
+    def __iter__(self):
+        raise TypeError(
+            f"a NamedArray with axes {self.axes} cannot be iterated over by position; "
+            "use nx.unbind(x, axis) or index by name: x[axis, i]"
+        )
+
+    def __len__(self):
+        raise TypeError(f"len() of a NamedArray is ambiguous; use x.axis_size(name) on {self.axes}")
+
+    def __bool__(self):
+        return bool(self.array)
+
+    def __float__(self):
+        return float(self.array)
+
+    def __int__(self):
+        return int(self.array)
+
+    def __index__(self):
+        return operator.index(self.array)
+
+    def __matmul__(self, other):
+        raise TypeError("`@` is ambiguous for named arrays: use nx.dot(x, y, axis=...) to name the axes to contract")
+
+    __rmatmul__ = __matmul__
+
+    def __repr__(self):
+        arr = self.array
+        if isinstance(arr, jax.Array) and not isinstance(arr, jax.core.Tracer):
+            body = np.array2string(np.asarray(arr), separator=", ")
+            return f"NamedArray({self.shape}, dtype={arr.dtype}, array={body})"
+        return f"NamedArray({self.shape}, {arr!r})"
+
+
+_set_array = NamedArray.__dict__["array"].__set__
+_set_axes = NamedArray.__dict__["axes"].__set__
+_object_new = object.__new__
+
+
+def _new(array, axes: tuple[Axis, ...]) -> NamedArray:
+    """Build without checks: for internal use with axes already known to be right."""
+    x = _object_new(NamedArray)
+    _set_array(x, array)
+    _set_axes(x, axes)
+    return x
+
+
+def _flatten_with_keys(x: NamedArray):
+    return ((jax.tree_util.GetAttrKey("array"), x.array),), x.axes
+
+
+def _flatten(x: NamedArray):
+    return (x.array,), x.axes
+
+
+def _unflatten(axes, children):
+    return _new(children[0], axes)
+
+
+jax.tree_util.register_pytree_with_keys(NamedArray, _flatten_with_keys, _unflatten, _flatten)
+
+
+def axis_index_in(axes: tuple[Axis, ...], axis: AxisSelector, op: str) -> int:
+    """Position of ``axis`` in ``axes``; a helpful error names what is there."""
+    name = axis_name(axis)
+    for i, a in enumerate(axes):
+        if a.name == name:
+            if type(axis) is Axis and axis.size != a.size:
+                raise ValueError(f"{op}: axis {name!r} has size {a.size}, but {axis} was given")
+            return i
+    raise AxisNotFoundError(f"{op}: no axis {name!r} in {axes}")
+
+
+def named(array: Any, axes: AxisSelection) -> NamedArray:
+    """Name the dimensions of an array.
+
+    Args:
+        array: anything `jax.numpy.asarray` accepts.
+        axes: one name or `Axis` per dimension (a lone name for a 1-D array), or a ``{name: size}``
+            mapping. Sizes are read from the array and checked against any given `Axis`.
+
+    Raises:
+        ValueError: the number of names differs from the array's rank, a size disagrees, or a name
+            repeats.
+
+    Example:
+        >>> import namedax as nx
+        >>> x = nx.named([[1, 2, 3], [4, 5, 6]], ("batch", "embed"))
+        >>> x.shape
+        {'batch': 2, 'embed': 3}
+    """
+    if not isinstance(array, jax.Array | jax.ShapeDtypeStruct):
+        array = jnp.asarray(array)
+    sels = to_selectors(axes)
+    shape = tuple(array.shape)
+    if len(sels) != len(shape):
+        raise ValueError(f"named: {len(sels)} axes {sels} given for an array of shape {shape}")
+    out = []
+    for sel, n in zip(sels, shape, strict=True):
+        if type(sel) is Axis and sel.size != n:
+            raise ValueError(f"named: {sel} given for a dimension of size {n} (array shape {shape})")
+        out.append(sel if type(sel) is Axis else Axis(sel, n))
+    out = tuple(out)
+    check_unique(out, "named")
+    return _new(array, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# Broadcasting by name
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_scalar(x) -> bool:
+    if isinstance(x, int | float | complex | bool | np.number | np.bool_):
+        return True
+    shape = getattr(x, "shape", None)
+    return shape is not None and len(shape) == 0 and not _is_named(x)
+
+
+def check_operand(x, op: str) -> None:
+    """Refuse plain arrays of nonzero rank: namedax never matches dimensions by position."""
+    if _is_named(x) or _is_scalar(x):
+        return
+    shape = getattr(x, "shape", None)
+    if shape is not None:
+        raise TypeError(
+            f"{op}: cannot combine a NamedArray with a plain array of shape {tuple(shape)}; "
+            "name its axes first with nx.named(array, axes)"
+        )
+    raise TypeError(f"{op}: unsupported operand of type {type(x).__name__}: {x!r}")
+
+
+def union_of(op: str, axes_list: Sequence[tuple[Axis, ...]]) -> tuple[Axis, ...]:
+    """The union of several operands' axes, in order of appearance; a size conflict is an error."""
+    out = list(axes_list[0])
+    sizes = {a.name: a.size for a in out}
+    for axes in axes_list[1:]:
+        for a in axes:
+            s = sizes.get(a.name)
+            if s is None:
+                sizes[a.name] = a.size
+                out.append(a)
+            elif s != a.size:
+                raise ValueError(
+                    f"{op}: axis {a.name!r} has size {s} in one operand and {a.size} in another "
+                    f"(operand axes: {' and '.join(str(ax) for ax in axes_list)})"
+                )
+    return tuple(out)
+
+
+def aligner(src: tuple[Axis, ...], dst: tuple[Axis, ...]) -> Callable[[Any], Any] | None:
+    """A positional function putting an array with axes ``src`` (a subset of ``dst``) in the layout
+    of ``dst``: transposed to ``dst``'s order, size-1 dimensions where ``src`` lacks an axis.
+    None when nothing needs doing."""
+    if tuple(dst[len(dst) - len(src) :]) == src:
+        return None  # numpy broadcasting adds the missing leading dimensions itself
+    names = [a.name for a in dst]
+    pos = [names.index(a.name) for a in src]
+    perm = tuple(sorted(range(len(src)), key=lambda i: pos[i]))
+    src_names = {a.name for a in src}
+    missing = tuple(i for i, a in enumerate(dst) if a.name not in src_names)
+    transpose = perm != tuple(range(len(src)))
+
+    def align(a):
+        if transpose:
+            a = jax.lax.transpose(a, perm)
+        if missing:
+            a = jax.lax.expand_dims(a, missing)
+        return a
+
+    return align
+
+
+def broadcast_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = None) -> Any:
+    """Apply a positional elementwise ``fn(*arrays)`` to NamedArrays and scalars, broadcasting by
+    name. ``static`` is part of the cache key (options baked into ``fn``)."""
+    sig = []
+    for a in args:
+        if type(a) is NamedArray:
+            sig.append(a.axes)
+        else:
+            check_operand(a, name)
+            sig.append(a.axes if _is_named(a) else None)
+    key = (fn, static, tuple(sig))
+    k = _kernels._KERNELS.get(key)
+    if k is None:
+        named_axes = [s for s in sig if s is not None]
+        out_axes = union_of(name, named_axes) if named_axes else ()
+
+        def make():
+            aligns = [aligner(s, out_axes) if s is not None else None for s in sig]
+            if not any(aligns):
+                return fn
+
+            def f(*xs):
+                return fn(*[al(x) if al is not None else x for al, x in zip(aligns, xs, strict=True)])
+
+            return f
+
+        k = _kernels.kernel(key, make)
+        _OUT_AXES[key] = out_axes
+    out_axes = _OUT_AXES[key]
+    arrays = [a.array if _is_named(a) else a for a in args]
+    return _new(_kernels.run(k, *arrays), out_axes)
+
+
+_OUT_AXES: dict = {}
+
+
+def _binary(name: str, op: Callable, reflected: bool = False):
+    def method(self, other):
+        if not (_is_named(other) or _is_scalar(other)):
+            if getattr(other, "shape", None) is None:
+                return NotImplemented
+        return broadcast_apply(name, op, (other, self) if reflected else (self, other))
+
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
+def _unary(name: str, op: Callable):
+    def method(self):
+        return _new(op(self.array), self.axes)
+
+    method.__name__ = f"__{name}__"
+    return method
+
+
+_BINARY_OPS = {
+    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "truediv": jnp.true_divide,
+    "floordiv": jnp.floor_divide, "mod": jnp.mod, "pow": jnp.power, "and": jnp.bitwise_and,
+    "or": jnp.bitwise_or, "xor": jnp.bitwise_xor, "lshift": jnp.left_shift,
+    "rshift": jnp.right_shift,
+}  # fmt: skip
+_COMPARISONS = {
+    "eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less, "le": jnp.less_equal,
+    "gt": jnp.greater, "ge": jnp.greater_equal,
+}  # fmt: skip
+_UNARY_OPS = {"neg": jnp.negative, "pos": jnp.positive, "abs": jnp.abs, "invert": jnp.invert}
+
+for _name, _op in _BINARY_OPS.items():
+    setattr(NamedArray, f"__{_name}__", _binary(_name, _op))
+    setattr(NamedArray, f"__r{_name}__", _binary(_name, _op, reflected=True))
+for _name, _op in _COMPARISONS.items():
+    setattr(NamedArray, f"__{_name}__", _binary(_name, _op))
+for _name, _op in _UNARY_OPS.items():
+    setattr(NamedArray, f"__{_name}__", _unary(_name, _op))
+
+
+# ---------------------------------------------------------------------------------------------
+# Axis manipulation
+# ---------------------------------------------------------------------------------------------
+
+
+def rename(x: NamedArray, renames: Mapping[AxisSelector, AxisSelector]) -> NamedArray:
+    """Rename axes, ``{old: new}``; sizes are kept, and a new name may be given as an `Axis` of the
+    same size.
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.rename(nx.zeros({"a": 2, "b": 3}), {"a": "rows"}).axes
+        (Axis('rows', 2), Axis('b', 3))
+    """
+    new = list(x.axes)
+    for old, nw in renames.items():
+        i = axis_index_in(x.axes, old, "rename")
+        if type(nw) is Axis and nw.size != new[i].size:
+            raise ValueError(f"rename: {x.axes[i]} cannot be renamed to {nw} (sizes differ)")
+        new[i] = Axis(axis_name(nw), new[i].size)
+    out = tuple(new)
+    check_unique(out, "rename")
+    return _new(x.array, out)
+
+
+def _transposed(x: NamedArray, perm: tuple[int, ...]) -> NamedArray:
+    axes = tuple(x.axes[i] for i in perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    k = _kernels.kernel(("transpose", perm), lambda: lambda a: jax.lax.transpose(a, perm))
+    return _new(_kernels.run(k, x.array), axes)
+
+
+def rearrange(x: NamedArray, order: Sequence[AxisSelector | Any]) -> NamedArray:
+    """Put the axes in the given order. ``...`` (once) stands for every axis not listed, in its
+    current order; without it, the order must list every axis.
+
+    Example:
+        >>> import namedax as nx
+        >>> x = nx.zeros({"a": 2, "b": 3, "c": 4})
+        >>> nx.rearrange(x, ("c", ...)).axes
+        (Axis('c', 4), Axis('a', 2), Axis('b', 3))
+    """
+    order = tuple(order)
+    if order.count(Ellipsis) > 1:
+        raise ValueError(f"rearrange: `...` may appear at most once in {order}")
+    listed = [axis_index_in(x.axes, s, "rearrange") for s in order if s is not Ellipsis]
+    if len(set(listed)) != len(listed):
+        raise ValueError(f"rearrange: an axis is listed twice in {order}")
+    if Ellipsis in order:
+        rest = [i for i in range(x.ndim) if i not in listed]
+        e = order.index(Ellipsis)
+        perm = tuple(listed[:e] + rest + listed[e:])
+    else:
+        if len(listed) != x.ndim:
+            missing = [a for i, a in enumerate(x.axes) if i not in listed]
+            raise ValueError(f"rearrange: order {order} leaves out axes {missing}; add them or use `...`")
+        perm = tuple(listed)
+    return _transposed(x, perm)
+
+
+def broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, int]) -> NamedArray:
+    """Broadcast to exactly ``axes``, in that order. Every axis of ``x`` must be among them with the
+    same size; a name alone is allowed for an axis ``x`` has. A scalar broadcasts to anything.
+
+    Example:
+        >>> import namedax as nx
+        >>> x = nx.ones({"b": 3})
+        >>> nx.broadcast_to(x, {"a": 2, "b": 3}).shape
+        {'a': 2, 'b': 3}
+    """
+    if not _is_named(x):
+        check_operand(x, "broadcast_to")
+        x = _new(jnp.asarray(x), ())
+    if isinstance(axes, Mapping):
+        target = to_axes(axes)
+    else:
+        target = tuple(
+            a if type(a) is Axis else x.axes[axis_index_in(x.axes, a, "broadcast_to")] for a in axes
+        )
+    check_unique(target, "broadcast_to")
+    tnames = {a.name: a for a in target}
+    for a in x.axes:
+        t = tnames.get(a.name)
+        if t is None:
+            raise ValueError(f"broadcast_to: axis {a} of the array is not in the target axes {target}")
+        if t.size != a.size:
+            raise ValueError(f"broadcast_to: axis {a.name!r} has size {a.size}, target wants {t.size}")
+    if x.axes == target:
+        return x
+    shape = tuple(a.size for a in target)
+    dims = tuple(sorted(range(x.ndim), key=lambda i: [t.name for t in target].index(x.axes[i].name)))
+    bdims = tuple([t.name for t in target].index(a.name) for a in x.axes)
+
+    def make():
+        def f(a):
+            if dims != tuple(range(x.ndim)):
+                a = jax.lax.transpose(a, dims)
+            return jax.lax.broadcast_in_dim(a, shape, tuple(sorted(bdims)))
+
+        return f
+
+    k = _kernels.kernel(("broadcast_to", x.axes, target), make)
+    return _new(_kernels.run(k, x.array), target)
+
+
+def broadcast_axis(x: NamedArray | Any, axis: Axis | Sequence[Axis] | Mapping[str, int]) -> NamedArray:
+    """Add new axes in front of ``x``'s (an axis ``x`` already has, with the same size, is left in place).
+
+    Example:
+        >>> import namedax as nx
+        >>> nx.broadcast_axis(nx.ones({"b": 3}), nx.Axis("a", 2)).shape
+        {'a': 2, 'b': 3}
+    """
+    new = to_axes(axis)
+    if not _is_named(x):
+        check_operand(x, "broadcast_axis")
+        x = _new(jnp.asarray(x), ())
+    have = {a.name: a for a in x.axes}
+    for a in new:
+        if a.name in have and have[a.name].size != a.size:
+            raise ValueError(f"broadcast_axis: {a} conflicts with {have[a.name]} of the array")
+    front = tuple(a for a in new if a.name not in have)
+    return broadcast_to(x, front + x.axes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexing by name
+# ---------------------------------------------------------------------------------------------
+
+
+def _index_pairs(idx, op: str) -> list[tuple[AxisSelector, Any]]:
+    if isinstance(idx, Mapping):
+        return list(idx.items())
+    if isinstance(idx, tuple) and len(idx) % 2 == 0 and len(idx) > 0:
+        pairs = list(zip(idx[0::2], idx[1::2], strict=True))
+        if all(type(k) is str or type(k) is Axis for k, _ in pairs):
+            return pairs
+    raise TypeError(
+        f"{op}: index by name, as x['batch', 3], x['batch', 1:3, 'embed', 0] or x[{{'batch': 3}}]; "
+        f"got {idx!r}"
+    )
+
+
+def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tuple[Axis, ...]]:
+    """Translate a by-name index to a positional one, and the axes of the result.
+
+    Integers remove their axis, slices keep it resized, a 1-D plain integer array keeps the axis name
+    with its new length, and integer NamedArrays gather: their axes (broadcast together by name) take
+    the place numpy's advanced indexing gives them.
+    """
+    pairs = _index_pairs(idx, op)
+    pos: list[Any] = [slice(None)] * len(axes)
+    kinds: list[str] = ["keep"] * len(axes)  # keep | int | adv
+    adv: dict[int, tuple[Any, tuple[Axis, ...]]] = {}
+    for sel, ix in pairs:
+        i = axis_index_in(axes, sel, op)
+        if kinds[i] != "keep" or pos[i] != slice(None):
+            raise ValueError(f"{op}: axis {axes[i].name!r} is indexed twice")
+        ax = axes[i]
+        if isinstance(ix, slice):
+            pos[i] = ix
+            axes_i = Axis(ax.name, len(range(*ix.indices(ax.size))))
+            kinds[i] = "slice"
+            adv[i] = (None, (axes_i,))
+        elif isinstance(ix, int | np.integer) and not isinstance(ix, bool):
+            n = int(ix)
+            if not -ax.size <= n < ax.size:
+                raise IndexError(f"{op}: index {n} is out of range for axis {ax.name!r} of size {ax.size}")
+            pos[i] = n + ax.size if n < 0 else n
+            kinds[i] = "int"
+        elif _is_named(ix):
+            if not jnp.issubdtype(ix.dtype, jnp.integer):
+                raise TypeError(f"{op}: a NamedArray index must be of integer dtype, got {ix.dtype} for axis {ax.name!r}")
+            adv[i] = (ix.array, ix.axes)
+            kinds[i] = "adv"
+        else:
+            arr = ix if hasattr(ix, "shape") else np.asarray(ix)
+            if arr.dtype == bool or not jnp.issubdtype(arr.dtype, jnp.integer):
+                raise TypeError(f"{op}: index for axis {ax.name!r} must be an int, slice or integer array, got {ix!r}")
+            if arr.ndim == 0:
+                pos[i] = arr
+                kinds[i] = "int"
+            elif arr.ndim == 1:
+                adv[i] = (arr, (Axis(ax.name, arr.shape[0]),))
+                kinds[i] = "adv"
+            else:
+                raise TypeError(
+                    f"{op}: a plain index array for axis {ax.name!r} must be 1-D, got shape {arr.shape}; "
+                    "name its axes with nx.named(index, axes)"
+                )
+    adv_pos = [i for i, k in enumerate(kinds) if k == "adv"]
+    if not adv_pos:
+        out = tuple(adv[i][1][0] if kinds[i] == "slice" else a for i, a in enumerate(axes) if kinds[i] != "int")
+        return tuple(pos), out
+    idx_axes = union_of(op, [adv[i][1] for i in adv_pos])
+    kept = [adv[i][1][0] if kinds[i] == "slice" else a for i, a in enumerate(axes) if kinds[i] in ("keep", "slice")]
+    clash = {a.name for a in kept} & {a.name for a in idx_axes}
+    if clash:
+        raise ValueError(
+            f"{op}: index axes {sorted(clash)} are also axes of the indexed array; "
+            "rename the index's axes, or map over them with nx.vmap"
+        )
+    for i in adv_pos:
+        arr, a_axes = adv[i]
+        al = aligner(a_axes, idx_axes)
+        arr = jnp.asarray(arr)
+        pos[i] = al(arr) if al is not None else arr
+    # numpy: advanced (and, among them, integer) indices that are adjacent put the index axes in place
+    special = [i for i, k in enumerate(kinds) if k in ("adv", "int")]
+    adjacent = special == list(range(special[0], special[-1] + 1))
+    before = [adv[i][1][0] if kinds[i] == "slice" else axes[i] for i in range(special[0]) if kinds[i] != "int"]
+    if adjacent:
+        after = [adv[i][1][0] if kinds[i] == "slice" else axes[i] for i in range(special[-1] + 1, len(axes))]
+        out = tuple(before) + idx_axes + tuple(after)
+    else:
+        out = idx_axes + tuple(kept)
+    check_unique(out, op)
+    return tuple(pos), out
+
+
+class _AtIndexer:
+    __slots__ = ("_x",)
+
+    def __init__(self, x: NamedArray):
+        self._x = x
+
+    def __getitem__(self, idx) -> _AtUpdate:
+        return _AtUpdate(self._x, idx)
+
+
+class _AtUpdate:
+    __slots__ = ("_x", "_pos", "_axes")
+
+    def __init__(self, x: NamedArray, idx):
+        self._x = x
+        self._pos, self._axes = _positional_index(x.axes, idx, ".at[]")
+
+    def _value(self, v, op: str):
+        if _is_named(v):
+            return broadcast_to(v, self._axes).array
+        check_operand(v, f".at[].{op}")
+        return v
+
+    def get(self, **kwargs) -> NamedArray:
+        return _new(self._x.array.at[self._pos].get(**kwargs), self._axes)
+
+    def _update(self, op: str, v, kwargs) -> NamedArray:
+        ref = self._x.array.at[self._pos]
+        return _new(getattr(ref, op)(self._value(v, op), **kwargs), self._x.axes)
+
+    def set(self, v, **kwargs) -> NamedArray:
+        return self._update("set", v, kwargs)
+
+    def add(self, v, **kwargs) -> NamedArray:
+        return self._update("add", v, kwargs)
+
+    def multiply(self, v, **kwargs) -> NamedArray:
+        return self._update("multiply", v, kwargs)
+
+    def min(self, v, **kwargs) -> NamedArray:
+        return self._update("min", v, kwargs)
+
+    def max(self, v, **kwargs) -> NamedArray:
+        return self._update("max", v, kwargs)
