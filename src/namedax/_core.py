@@ -200,8 +200,8 @@ class NamedArray:
     def __repr__(self):
         arr = self.array
         if isinstance(arr, jax.Array) and not isinstance(arr, jax.core.Tracer):
-            body = np.array2string(np.asarray(arr), separator=", ")
-            return f"NamedArray({self.shape}, dtype={arr.dtype}, array={body})"
+            body = np.array2string(np.asarray(arr), separator=", ", prefix="  array=")
+            return f"NamedArray({self.shape}, dtype={arr.dtype},\n  array={body})"
         return f"NamedArray({self.shape}, {arr!r})"
 
 
