@@ -346,7 +346,8 @@ def aligner(src: tuple[Axis, ...], dst: tuple[Axis, ...]) -> Callable[[Any], Any
 
 def broadcast_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = None) -> Any:
     """Apply a positional elementwise ``fn(*arrays)`` to NamedArrays and scalars, broadcasting by
-    name. ``static`` is part of the cache key (options baked into ``fn``)."""
+    name. ``name`` identifies ``fn`` in the plan cache (one name, one fn); ``static`` holds options
+    baked into ``fn`` and is part of the key."""
     sig = []
     for a in args:
         if type(a) is NamedArray:
@@ -354,30 +355,27 @@ def broadcast_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = 
         else:
             check_operand(a, name)
             sig.append(a.axes if _is_named(a) else None)
-    key = (fn, static, tuple(sig))
-    k = _kernels._KERNELS.get(key)
-    if k is None:
+    key = (name, static, tuple(sig))
+    plan = _PLANS.get(key)
+    if plan is None:
         named_axes = [s for s in sig if s is not None]
         out_axes = union_of(name, named_axes) if named_axes else ()
-
-        def make():
-            aligns = [aligner(s, out_axes) if s is not None else None for s in sig]
-            if not any(aligns):
-                return fn
+        aligns = [aligner(s, out_axes) if s is not None else None for s in sig]
+        if any(aligns):
 
             def f(*xs):
                 return fn(*[al(x) if al is not None else x for al, x in zip(aligns, xs, strict=True)])
 
-            return f
-
-        k = _kernels.kernel(key, make)
-        _OUT_AXES[key] = out_axes
-    out_axes = _OUT_AXES[key]
+        else:
+            f = fn
+        plan = _PLANS[key] = (f, jax.jit(f), out_axes)
     arrays = [a.array if _is_named(a) else a for a in args]
-    return _new(_kernels.run(k, *arrays), out_axes)
+    if _kernels.is_eager():
+        return _new(plan[1](*arrays), plan[2])
+    return _new(plan[0](*arrays), plan[2])
 
 
-_OUT_AXES: dict = {}
+_PLANS: dict = {}
 
 
 def _binary(name: str, op: Callable, reflected: bool = False):
@@ -392,8 +390,10 @@ def _binary(name: str, op: Callable, reflected: bool = False):
 
 
 def _unary(name: str, op: Callable):
+    k = _kernels.kernel(("unary", name), lambda: op)
+
     def method(self):
-        return _new(op(self.array), self.axes)
+        return _new(_kernels.run(k, self.array), self.axes)
 
     method.__name__ = f"__{name}__"
     return method

@@ -46,6 +46,5 @@ def run(k: tuple[Callable, Callable], *args: Any) -> Any:
     return k[0](*args)
 
 
-def is_eager() -> bool:
-    """True when no JAX transformation is tracing."""
-    return _is_eager()
+is_eager = _is_eager
+"""True when no JAX transformation is tracing (then kernels run jitted)."""
