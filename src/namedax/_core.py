@@ -93,6 +93,12 @@ class NamedArray:
     def __setattr__(self, key, value):
         raise AttributeError("NamedArray is immutable")
 
+    def __class_getitem__(cls, spec: Any) -> Any:
+        """``NamedArray["batch embed"]`` is ``namedax.typing.Named["batch embed"]``."""
+        from .typing import Named  # lazy: typing sits below _core in the layering
+
+        return Named[spec]
+
     # ---- basic properties ----
     @property
     def shape(self) -> dict[str, int]:
