@@ -35,6 +35,19 @@ from ._core import (
 from .ops import *  # noqa: F403  (ops/__init__.py lists its names explicitly)
 
 # --- transforms (owned by _vmap.py, _scan.py, _pmap.py, _collectives.py) ---
+from ._collectives import (
+    all_gather as all_gather,
+    axis_index as axis_index,
+    pmax as pmax,
+    pmean as pmean,
+    pmin as pmin,
+    psum as psum,
+)
+from ._scan import fold as fold, map as map, scan as scan
+from ._vmap import vmap as vmap
+from ._pmap import pmap as pmap
+from . import random as random
 # --- end transforms ---
 
+from . import spaces as spaces
 __version__ = "0.1.0"

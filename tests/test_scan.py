@@ -1,0 +1,236 @@
+"""nx.scan / fold / map against jax.lax.scan / jax.lax.map on the positional equivalent."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers import assert_named_close, to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import namedax as nx
+
+L, E, F = nx.Axis("l", 3), nx.Axis("e", 2), nx.Axis("f", 4)
+AXES = {"l": L, "e": E, "f": F}
+
+
+def _x(order, seed=0):
+    axes = tuple(AXES[n] for n in order)
+    rng = np.random.default_rng(seed)
+    return nx.named(jnp.asarray(rng.normal(size=[a.size for a in axes]), jnp.float32), axes)
+
+
+def _step(h, w):
+    return h * w + 1.0, h["e", 0]
+
+
+def _step_pos(h, w):
+    return h * w + 1.0, h[0]
+
+
+def test_scan_matches_lax_scan():
+    w, h0 = _x("le"), _x("e", seed=1)
+    h, ys = nx.scan(_step, L)(h0, w)
+    rh, rys = jax.lax.scan(_step_pos, h0.array, w.array)
+    assert h.axes == (E,) and ys.axes == (L,)
+    np.testing.assert_allclose(np.asarray(h.array), np.asarray(rh), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ys.array), np.asarray(rys), rtol=1e-6)
+
+
+def test_scan_axis_not_leading_and_broadcast_named():
+    w, b, h0 = _x("el"), _x("e", seed=2), _x("e", seed=1)  # w has l second; b lacks l: passed whole
+    seen = []
+
+    def step(h, w, b):
+        seen.append((w.axes, b.axes))
+        return h * w + b, h
+
+    h, ys = nx.scan(step, "l")(h0, w, b)
+    assert seen[0] == ((E,), (E,))
+    rh, rys = jax.lax.scan(lambda h, w: (h * w + b.array, h), h0.array, w.array.T)
+    np.testing.assert_allclose(np.asarray(h.array), np.asarray(rh), rtol=1e-6)
+    assert ys.axes == (L, E)
+    np.testing.assert_allclose(np.asarray(ys.array), np.asarray(rys), rtol=1e-6)
+
+
+def test_scan_plain_arrays_and_scalars():
+    h0 = _x("e", seed=1)
+    plain = jnp.arange(3.0)  # sliced along its leading dimension
+    scalar = jnp.asarray(2.0)  # passed whole
+
+    def step(h, p, s, k):
+        return h * s + p + k, p * s
+
+    h, ys = nx.scan(step, L)(h0, plain, scalar, k=0.5)
+    rh, rys = jax.lax.scan(lambda h, p: (h * 2.0 + p + 0.5, p * 2.0), h0.array, plain)
+    np.testing.assert_allclose(np.asarray(h.array), np.asarray(rh), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ys), np.asarray(rys), rtol=1e-6)
+
+
+def test_scan_is_scanned_false_keeps_plain_whole():
+    table = jnp.arange(4.0)
+    x = _x("l")
+    carry, _ = nx.scan(lambda c, v, t: (c + v.array * t.sum(), None), L, is_scanned=False)(0.0, x, table)
+    np.testing.assert_allclose(float(carry), float(np.asarray(x.array).sum() * 6.0), rtol=1e-5)
+    pick = lambda leaf: leaf.shape == (3,)  # noqa: E731
+    carry, _ = nx.scan(lambda c, p, t: (c + p * t.sum(), None), L, is_scanned=pick)(0.0, jnp.arange(3.0), table)
+    np.testing.assert_allclose(float(carry), 3.0 * 6.0)
+
+
+def test_scan_kwargs_reverse_unroll():
+    w, h0 = _x("le"), _x("e", seed=1)
+
+    def step(h, *, w):
+        return _step(h, w)
+
+    for reverse in (False, True):
+        h, ys = nx.scan(step, L, reverse=reverse, unroll=2)(h0, w=w)
+        rh, rys = jax.lax.scan(_step_pos, h0.array, w.array, reverse=reverse)
+        np.testing.assert_allclose(np.asarray(h.array), np.asarray(rh), rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(ys.array), np.asarray(rys), rtol=1e-6)
+
+
+def test_scan_outputs_nonarray_passthrough_and_named_first():
+    w = _x("fl")
+    _, (ys, tag) = nx.scan(lambda c, w: (c, (w * 2.0, "tag")), L)(0.0, w)
+    assert tag == "tag"
+    assert_named_close(ys, 2.0 * to_numpy(w, "lf"), "lf")
+    assert ys.axes == (L, F)
+
+
+def test_scan_new_axis_with_size():
+    c, ys = nx.scan(lambda c: (c + 1.0, c), nx.Axis("t", 4))(jnp.asarray(0.0))
+    np.testing.assert_allclose(float(c), 4.0)
+    np.testing.assert_allclose(np.asarray(ys), np.arange(4.0))
+
+
+@pytest.mark.parametrize("remat", [True, jax.checkpoint_policies.nothing_saveable])
+def test_scan_remat_same_values_and_grads(remat):
+    w, h0 = _x("le"), _x("e", seed=1)
+
+    def loss(w, remat):
+        h, ys = nx.scan(_step, L, remat=remat)(h0, w)
+        return (h.array**2).sum() + ys.array.sum()
+
+    np.testing.assert_allclose(float(loss(w, remat)), float(loss(w, False)), rtol=1e-6)
+    g = jax.grad(loss)(w, remat)
+    g_ref = jax.grad(lambda a: loss(nx.named(a, (L, E)), False))(w.array)
+    np.testing.assert_allclose(np.asarray(g.array), np.asarray(g_ref), rtol=1e-5)
+    jaxpr = str(jax.make_jaxpr(lambda w: loss(w, remat))(w))
+    assert "checkpoint" in jaxpr or "remat" in jaxpr
+
+
+def test_scan_jaxpr_matches_lax_scan():
+    w, h0 = _x("el"), _x("e", seed=1)
+    got = jax.make_jaxpr(nx.scan(_step, L))(h0, w)
+    ref = jax.make_jaxpr(lambda h, w: jax.lax.scan(_step_pos, h, jnp.moveaxis(w, 1, 0)))(h0.array, w.array)
+    assert str(got) == str(ref)
+
+
+@settings(max_examples=20)
+@given(st.permutations("lef"))
+def test_property_scan_any_axis_position(order):
+    x = _x("".join(order))
+    total, ys = nx.scan(lambda c, v: (c + v, v * 2.0), L)(nx.zeros((E, F)), x)
+    xn = to_numpy(x, "lef")
+    assert_named_close(total, xn.sum(0), "ef")
+    assert ys.axes[0] == L
+    assert_named_close(ys, 2.0 * xn, "lef")
+
+
+def test_fold():
+    w, h0 = _x("le"), _x("e", seed=1)
+    h = nx.fold(lambda h, w: _step(h, w)[0], L)(h0, w)
+    rh, _ = jax.lax.scan(_step_pos, h0.array, w.array)
+    np.testing.assert_allclose(np.asarray(h.array), np.asarray(rh), rtol=1e-6)
+    h = nx.fold(lambda h, w: h * w, L, reverse=True, remat=True)(h0, w)
+    np.testing.assert_allclose(np.asarray(h.array), np.asarray(h0.array * np.prod(np.asarray(w.array), 0)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 2, 3])
+def test_map_matches_lax_map(batch_size):
+    x, b = _x("fl"), _x("f", seed=3)
+    y = nx.map(lambda v, b: v * b + 1.0, L, batch_size=batch_size)(x, b)
+    ref = jax.lax.map(lambda v: v * b.array + 1.0, x.array.T, batch_size=batch_size)
+    assert y.axes == (L, F)
+    np.testing.assert_allclose(np.asarray(y.array), np.asarray(ref), rtol=1e-6)
+
+
+def test_map_same_as_vmap():
+    x = _x("elf")
+    f = lambda v: v * v["e", 0]  # noqa: E731
+    a, b = nx.map(f, "l", batch_size=2)(x), nx.vmap(f, "l")(x)
+    assert a.axes == b.axes
+    np.testing.assert_allclose(np.asarray(a.array), np.asarray(b.array), rtol=1e-6)
+
+
+def test_map_plain_and_passthrough_and_no_inputs():
+    out, tag = nx.map(lambda p: (p * 2.0, "t"), "l")(jnp.arange(3.0))
+    assert tag == "t"
+    np.testing.assert_allclose(np.asarray(out), np.arange(3.0) * 2.0)
+    y = nx.map(lambda: nx.ones(E), L, batch_size=2)()
+    assert y.axes == (L, E)
+    np.testing.assert_allclose(np.asarray(y.array), np.ones((3, 2)))
+
+
+def test_map_jaxpr_matches_lax_map():
+    x = _x("lf")
+    got = jax.make_jaxpr(nx.map(lambda v: v * 2.0, L, batch_size=2))(x)
+    ref = jax.make_jaxpr(lambda a: jax.lax.map(lambda v: v * 2.0, a, batch_size=2))(x.array)
+    assert str(got) == str(ref)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_error_plain_leading_size_names_path():
+    with pytest.raises(ValueError, match=r"axis 'l' has size 3 from argument 'w'.*argument \"extra\['p'\]\" "
+                       r"\(shape \(4, 2\)\) has leading dimension size 4"):
+        nx.scan(lambda c, w, extra: (c, None), "l")(0.0, _x("le"), {"p": jnp.ones((4, 2))})
+    with pytest.raises(ValueError, match=r"from the given Axis\('l', 3\), but argument 'p'"):
+        nx.map(lambda p: p, L)(jnp.ones(5))
+
+
+def test_error_named_size_disagrees():
+    with pytest.raises(ValueError, match=r"axis 'l' has size 5 from the given Axis\('l', 5\), but argument 'w' "
+                       r"\(axes \(Axis\('l', 3\), Axis\('e', 2\)\)\) has size 3"):
+        nx.scan(lambda c, w: (c, None), nx.Axis("l", 5))(0.0, _x("le"))
+
+
+def test_error_unknown_size():
+    with pytest.raises(ValueError, match=r"no argument has axis 'zz'.*Axis\('zz', size\)"):
+        nx.scan(lambda c: (c, None), "zz")(0.0)
+    with pytest.raises(ValueError, match="no argument has axis 'zz'"):
+        nx.map(lambda: 1.0, "zz")()
+
+
+def test_error_is_scanned_selects_scalar():
+    with pytest.raises(ValueError, match="selected by `is_scanned` but has no leading dimension"):
+        nx.scan(lambda c, s: (c, None), L, is_scanned=True)(0.0, _x("l"), 3.0)
+
+
+def test_error_carry_changes_axes():
+    with pytest.raises(ValueError, match=r"carry must keep its structure and axes.*Axis\('e', 2\).*Axis\('f', 4\)"):
+        nx.scan(lambda c, w: (nx.ones(F), None), L)(nx.ones(E), _x("le"))
+
+
+def test_error_output_has_axis():
+    with pytest.raises(ValueError, match="include the looped axis 'l'"):
+        nx.scan(lambda c, w: (c, nx.ones(L)), L)(0.0, _x("le"))
+    with pytest.raises(ValueError, match="include the looped axis 'l'"):
+        nx.map(lambda w: nx.ones(L), L)(_x("le"))
+
+
+def test_error_bad_arguments():
+    with pytest.raises(TypeError, match="`remat` must be False, True or a jax.checkpoint policy"):
+        nx.scan(_step, L, remat="x")
+    with pytest.raises(ValueError, match="`batch_size` must be a positive int"):
+        nx.map(lambda v: v, L, batch_size=0)
+    with pytest.raises(TypeError, match="`axis` must be one Axis or axis name"):
+        nx.map(lambda v: v, (L, E))
+    with pytest.raises(TypeError, match="must return a pair"):
+        nx.scan(lambda c, w: c, L)(0.0, _x("le"))
+    with pytest.raises(TypeError, match="`f` must be callable"):
+        nx.scan(3, L)
