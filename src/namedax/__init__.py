@@ -50,4 +50,5 @@ from . import random as random
 # --- end transforms ---
 
 from . import spaces as spaces
+from . import nn as nn
 __version__ = "0.1.0"

@@ -22,7 +22,7 @@ class Axis:
         name: the axis name, unique within one array.
         size: the number of elements along the axis (a non-negative int).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> Batch = nx.Axis("batch", 4)
         >>> Batch.name, Batch.size
@@ -92,7 +92,7 @@ AxisSelection: TypeAlias = Union[AxisSelector, Sequence[AxisSelector], Mapping[s
 def axis_name(ax: AxisSelector) -> str:
     """The name of an axis selector.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.axis_name(nx.Axis("batch", 3)), nx.axis_name("batch")
         ('batch', 'batch')
@@ -107,7 +107,7 @@ def axis_name(ax: AxisSelector) -> str:
 def axis_size(ax: Axis | Mapping[str, int]) -> int:
     """The size of an `Axis`, or the number of elements of a spec (product of its sizes).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.axis_size(nx.Axis("batch", 3)), nx.axis_size({"a": 2, "b": 5})
         (3, 10)
@@ -123,7 +123,7 @@ def axis_size(ax: Axis | Mapping[str, int]) -> int:
 def selects_axis(selection: AxisSelection, ax: AxisSelector) -> bool:
     """Whether ``ax`` is among the axes of ``selection`` (by name; sizes too where both have one).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.selects_axis(("a", "b"), nx.Axis("b", 2))
         True
@@ -174,7 +174,7 @@ def to_axes(spec: AxisSpec | Axis) -> tuple[Axis, ...]:
 def make_axes(**sizes: int) -> tuple[Axis, ...]:
     """Axes from keyword sizes, in the given order.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.make_axes(batch=2, embed=3)
         (Axis('batch', 2), Axis('embed', 3))
@@ -192,7 +192,7 @@ def check_unique(axes: Sequence[Axis], what: str) -> None:
 def concat_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
     """Join two specs; a name in both is an error.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.concat_axes([nx.Axis("a", 2)], {"b": 3})
         (Axis('a', 2), Axis('b', 3))
@@ -205,7 +205,7 @@ def concat_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
 def union_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
     """The axes of ``a1``, then those of ``a2`` not in ``a1``. A shared name with two sizes is an error.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.union_axes({"a": 2, "b": 3}, {"b": 3, "c": 4})
         (Axis('a', 2), Axis('b', 3), Axis('c', 4))
@@ -228,7 +228,7 @@ def union_axes(a1: AxisSpec, a2: AxisSpec) -> tuple[Axis, ...]:
 def eliminate_axes(axes: AxisSpec, to_remove: AxisSelection) -> tuple[Axis, ...]:
     """``axes`` without the selected ones; selecting an absent axis is an error.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.eliminate_axes({"a": 2, "b": 3, "c": 4}, ("a", "c"))
         (Axis('b', 3),)
@@ -244,7 +244,7 @@ def eliminate_axes(axes: AxisSpec, to_remove: AxisSelection) -> tuple[Axis, ...]
 def replace_axis(axes: AxisSpec, old: AxisSelector, new: AxisSpec | Axis) -> tuple[Axis, ...]:
     """``axes`` with ``old`` replaced, in place, by the axis or axes ``new``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.replace_axis({"a": 2, "b": 3}, "a", {"x": 1, "y": 2})
         (Axis('x', 1), Axis('y', 2), Axis('b', 3))

@@ -130,7 +130,7 @@ def psum(x: Any, axis: AxisSelection) -> Any:
     Raises:
         ValueError: an axis is not mapped where `psum` is called.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([[1, 2], [3, 4]]), ("batch", "embed"))
@@ -144,7 +144,7 @@ def psum(x: Any, axis: AxisSelection) -> Any:
 def pmean(x: Any, axis: AxisSelection) -> Any:
     """Mean over a mapped named axis (or several). Arguments and errors as `psum`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1.0, 2.0, 6.0]), "batch")
@@ -157,7 +157,7 @@ def pmean(x: Any, axis: AxisSelection) -> Any:
 def pmax(x: Any, axis: AxisSelection) -> Any:
     """Maximum over a mapped named axis (or several). Arguments and errors as `psum`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1.0, 7.0, 6.0]), "batch")
@@ -170,7 +170,7 @@ def pmax(x: Any, axis: AxisSelection) -> Any:
 def pmin(x: Any, axis: AxisSelection) -> Any:
     """Minimum over a mapped named axis (or several). Arguments and errors as `psum`.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1.0, 7.0, 6.0]), "batch")
@@ -203,7 +203,7 @@ def all_gather(x: Any, axis: AxisSelection) -> Any:
     Raises:
         ValueError: the axis is not mapped here, or a NamedArray already has an axis of that name.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1, 2, 3]), "batch")
@@ -243,7 +243,7 @@ def axis_index(axis: AxisSelection) -> jax.Array:
     Raises:
         ValueError: the axis is not mapped here.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.zeros({"batch": 3})

@@ -36,7 +36,7 @@ from ._axis import Axis, AxisSelection, AxisSelector, axis_name, check_unique, t
 class AxisNotFoundError(KeyError, ValueError):
     """An axis was looked up by name and is not there. Both ``KeyError`` and ``ValueError``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> x = nx.zeros({"batch": 2})
         >>> try:
@@ -64,7 +64,7 @@ class NamedArray:
         array: the underlying jax array.
         axes: one `Axis` per dimension, names unique.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.NamedArray(jnp.zeros((2, 3)), (nx.Axis("batch", 2), nx.Axis("embed", 3)))
@@ -262,7 +262,7 @@ def named(array: Any, axes: AxisSelection) -> NamedArray:
         ValueError: the number of names differs from the array's rank, a size disagrees, or a name
             repeats.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> x = nx.named([[1, 2, 3], [4, 5, 6]], ("batch", "embed"))
         >>> x.shape
@@ -386,9 +386,8 @@ _PLANS: dict = {}
 
 def _binary(name: str, op: Callable, reflected: bool = False):
     def method(self, other):
-        if not (_is_named(other) or _is_scalar(other)):
-            if getattr(other, "shape", None) is None:
-                return NotImplemented
+        if not (_is_named(other) or isinstance(other, jax.Array | np.ndarray | int | float | complex | np.generic)):
+            return NotImplemented  # e.g. a spaces.Parameter: its reflected operator handles it
         return broadcast_apply(name, op, (other, self) if reflected else (self, other))
 
     method.__name__ = f"__{'r' if reflected else ''}{name}__"
@@ -435,7 +434,7 @@ def rename(x: NamedArray, renames: Mapping[AxisSelector, AxisSelector]) -> Named
     """Rename axes, ``{old: new}``; sizes are kept, and a new name may be given as an `Axis` of the
     same size.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.rename(nx.zeros({"a": 2, "b": 3}), {"a": "rows"}).axes
         (Axis('rows', 2), Axis('b', 3))
@@ -463,7 +462,7 @@ def rearrange(x: NamedArray, order: Sequence[AxisSelector | Any]) -> NamedArray:
     """Put the axes in the given order. ``...`` (once) stands for every axis not listed, in its
     current order; without it, the order must list every axis.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> x = nx.zeros({"a": 2, "b": 3, "c": 4})
         >>> nx.rearrange(x, ("c", ...)).axes
@@ -491,7 +490,7 @@ def broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, 
     """Broadcast to exactly ``axes``, in that order. Every axis of ``x`` must be among them with the
     same size; a name alone is allowed for an axis ``x`` has. A scalar broadcasts to anything.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> x = nx.ones({"b": 3})
         >>> nx.broadcast_to(x, {"a": 2, "b": 3}).shape
@@ -535,7 +534,7 @@ def broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, 
 def broadcast_axis(x: NamedArray | Any, axis: Axis | Sequence[Axis] | Mapping[str, int]) -> NamedArray:
     """Add new axes in front of ``x``'s (an axis ``x`` already has, with the same size, is left in place).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.broadcast_axis(nx.ones({"b": 3}), nx.Axis("a", 2)).shape
         {'a': 2, 'b': 3}

@@ -282,7 +282,7 @@ def pmap(
             message names both); sizes disagree or are unknown, as in `vmap`.
         TypeError: ``fn`` is not callable, ``axis`` is missing, or a spec is malformed.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx

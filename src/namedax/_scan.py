@@ -219,7 +219,7 @@ def scan(
         ValueError: sizes along the axis disagree (naming the arguments), the size is unknown, the
             carry changes structure or axes, or an output already has the axis.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
@@ -278,7 +278,7 @@ def fold(
     Returns:
         ``folded(init, *xs, **kwargs) -> carry``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([[1.0, 2.0], [3.0, 4.0]]), ("step", "embed"))
@@ -324,7 +324,7 @@ def map(
         ValueError: sizes along the axis disagree, the size is unknown, ``batch_size`` is not a
             positive int, or an output already has the axis.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.arange(6.0).reshape(3, 2), ("point", "embed"))

@@ -41,8 +41,9 @@ _is_array = eqx.is_array  # jax and numpy arrays, as filter_vmap sees them
 
 
 def _zero_if_array_else_none(x: Any) -> int | None:
-    """The default spec: map plain arrays along their leading dimension, broadcast everything else."""
-    return 0 if _is_array(x) else None
+    """The default spec: map plain arrays along their leading dimension, broadcast everything else.
+    A 0-d array has no dimension to map, so it is broadcast (jax.vmap would refuse it)."""
+    return 0 if _is_array(x) and getattr(x, "ndim", 1) > 0 else None
 
 
 def _parse_axes(axis: AxisSelection, op: str) -> tuple[tuple[str, int | None], ...]:
@@ -382,7 +383,7 @@ def vmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-):
+) -> Callable:
     """Map ``fn`` over one or several named axes.
 
     NamedArray arguments that have a mapped axis are mapped along it, wherever it sits, and inside
@@ -414,7 +415,7 @@ def vmap(
             names both sizes and the arguments); a spec maps a non-array or a missing dimension.
         TypeError: ``fn`` is not callable, or a spec is not made of ints, None and callables.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> Batch, Embed = nx.Axis("batch", 2), nx.Axis("embed", 3)

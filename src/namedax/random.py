@@ -134,7 +134,7 @@ def split(key: Any, axis: AxisSpec | Axis) -> NamedArray:
     Raises:
         TypeError: ``axis`` is a bare name without a size, or ``key`` is not a key.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> keys = nx.random.split(jax.random.key(0), nx.Axis("batch", 4))
@@ -171,7 +171,7 @@ def normal(key: Any, shape: AxisSpec | Axis, dtype: Any = None) -> NamedArray:
         TypeError: a bare name without a size in ``shape``, or ``key`` is not a key.
         ValueError: duplicate names in ``shape``.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> x = nx.random.normal(jax.random.key(0), {"batch": 2, "embed": 3})
@@ -199,7 +199,7 @@ def uniform(key: Any, shape: AxisSpec | Axis, dtype: Any = None, minval: Any = 0
         ValueError: a bound has an axis that ``shape`` lacks, or with another size.
         TypeError: a bound is a plain array of nonzero rank, or ``shape`` lacks a size.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
@@ -227,7 +227,7 @@ def bernoulli(key: Any, shape: AxisSpec | Axis, p: Any = 0.5) -> NamedArray:
     Raises:
         ValueError: ``p`` has an axis that ``shape`` lacks, or with another size.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
@@ -257,7 +257,7 @@ def randint(key: Any, shape: AxisSpec | Axis, minval: Any, maxval: Any, dtype: A
     Raises:
         ValueError: a bound has an axis that ``shape`` lacks, or with another size.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> x = nx.random.randint(jax.random.key(0), {"batch": 5}, 0, 3)
@@ -285,7 +285,7 @@ def truncated_normal(key: Any, shape: AxisSpec | Axis, lower: Any, upper: Any, d
     Raises:
         ValueError: a bound has an axis that ``shape`` lacks, or with another size.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> x = nx.random.truncated_normal(jax.random.key(0), {"batch": 4}, -1.0, 1.0)
@@ -316,7 +316,7 @@ def categorical(key: Any, logits: NamedArray, axis: AxisSelector, shape: AxisSpe
         AxisNotFoundError: ``axis`` is not an axis of ``logits``.
         ValueError: ``axis`` is in ``shape``, or an axis has two sizes.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
@@ -356,7 +356,7 @@ def permutation(
         ValueError: ``axis`` is missing for an array of several axes.
         AxisNotFoundError: ``axis`` is not an axis of ``x``.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> p = nx.random.permutation(jax.random.key(0), nx.Axis("batch", 5))
@@ -407,7 +407,7 @@ def choice(
         ValueError: ``p`` has other axes, ``shape`` repeats one of ``a``'s other axes, or too
             many draws without replacement.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
@@ -493,7 +493,7 @@ def _sampler(name: str, params: tuple[str, ...], example: tuple[str, ...], slow:
             or has with another size.
         TypeError: a bare name without a size in ``shape``, or ``key`` is not a key.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> {call}.axes

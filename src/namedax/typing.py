@@ -232,7 +232,7 @@ def _make_kind(name: str, what: str, test: Callable[[np.dtype], bool] | None, ex
     size. Under ``jaxtyping.jaxtyped(typechecker=beartype.beartype)`` each name keeps one size
     across a call's arguments and return value. The bare ``{name}`` accepts any axes.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import numpy as np
         >>> import namedax as nx

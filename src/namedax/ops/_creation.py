@@ -18,7 +18,7 @@ def _shape(axes: tuple[Axis, ...]) -> tuple[int, ...]:
 def zeros(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
     """An array of zeros over ``shape`` (an `Axis`, a sequence of them or a ``{name: size}`` mapping).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.zeros({"batch": 2, "embed": 3}).shape
         {'batch': 2, 'embed': 3}
@@ -31,7 +31,7 @@ def zeros(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
 def ones(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
     """An array of ones over ``shape``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> float(nx.ones({"batch": 2}).sum())
         2.0
@@ -44,10 +44,10 @@ def ones(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
 def full(shape: AxisSpec | Axis, fill_value: Any, dtype=None) -> NamedArray:
     """An array over ``shape`` filled with ``fill_value``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
-        >>> nx.full({"batch": 2}, 7).array
-        Array([7, 7], dtype=int32)
+        >>> nx.full({"batch": 2}, 7).array.tolist()
+        [7, 7]
     """
     axes = to_axes(shape)
     check_unique(axes, "full")
@@ -57,7 +57,7 @@ def full(shape: AxisSpec | Axis, fill_value: Any, dtype=None) -> NamedArray:
 def zeros_like(x: NamedArray, dtype=None) -> NamedArray:
     """Zeros with the axes (and by default the dtype) of ``x``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.zeros_like(nx.ones({"a": 2})).array
         Array([0., 0.], dtype=float32)
@@ -68,7 +68,7 @@ def zeros_like(x: NamedArray, dtype=None) -> NamedArray:
 def ones_like(x: NamedArray, dtype=None) -> NamedArray:
     """Ones with the axes (and by default the dtype) of ``x``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.ones_like(nx.zeros({"a": 2}), dtype=int).array
         Array([1, 1], dtype=int32)
@@ -79,7 +79,7 @@ def ones_like(x: NamedArray, dtype=None) -> NamedArray:
 def full_like(x: NamedArray, fill_value: Any, dtype=None) -> NamedArray:
     """``fill_value`` with the axes (and by default the dtype) of ``x``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.full_like(nx.zeros({"a": 2}), 3).array
         Array([3., 3.], dtype=float32)
@@ -90,7 +90,7 @@ def full_like(x: NamedArray, fill_value: Any, dtype=None) -> NamedArray:
 def arange(axis: Axis, *, start: Any = 0, step: Any = 1, dtype=None) -> NamedArray:
     """``start, start + step, ...`` along ``axis`` (``axis.size`` elements).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.arange(nx.Axis("t", 4), start=1, step=2).array
         Array([1, 3, 5, 7], dtype=int32)
@@ -103,7 +103,7 @@ def arange(axis: Axis, *, start: Any = 0, step: Any = 1, dtype=None) -> NamedArr
 def linspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, dtype=None) -> NamedArray:
     """``axis.size`` evenly spaced values from ``start`` to ``stop``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.linspace(nx.Axis("x", 3), start=0.0, stop=1.0).array
         Array([0. , 0.5, 1. ], dtype=float32)
@@ -115,7 +115,7 @@ def linspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, dtype=
 def logspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, base: Any = 10.0, dtype=None) -> NamedArray:
     """``axis.size`` values evenly spaced on a log scale, ``base**start`` to ``base**stop``.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.logspace(nx.Axis("x", 3), start=0.0, stop=2.0).array
         Array([  1.,  10., 100.], dtype=float32)
@@ -130,7 +130,7 @@ def stack(axis: AxisSelector, arrays: Sequence[NamedArray]) -> NamedArray:
     The arrays are aligned by name first, so they may hold their axes in different orders; they must
     hold the same axes.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> a, b = nx.zeros({"x": 2, "y": 3}), nx.ones({"y": 3, "x": 2})
         >>> nx.stack("layer", [a, b]).shape
@@ -157,7 +157,7 @@ def concatenate(axis: AxisSelector, arrays: Sequence[NamedArray]) -> NamedArray:
     """Join arrays along an existing axis; the result's axis has the summed size. Other axes must
     agree by name and size (their order may differ; the first array's order is kept).
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> a, b = nx.zeros({"t": 2, "x": 3}), nx.ones({"x": 3, "t": 4})
         >>> nx.concatenate("t", [a, b]).shape

@@ -192,7 +192,7 @@ def dot(
         AxisNotFoundError: a contracted axis is in no array (the message lists those present).
         TypeError: ``axis`` is missing or an operand is not a NamedArray.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> x = nx.arange(nx.Axis("embed", 3)) * nx.ones({"batch": 2})
         >>> w = nx.ones({"embed": 3, "out": 2})
@@ -481,7 +481,7 @@ def einsum(
         AxisNotFoundError: a name (by-name forms) that no array has.
         TypeError: an operand is not a NamedArray.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> a = nx.ones({"h": 2, "w": 3, "d": 4})
         >>> b = nx.ones({"d": 4, "w": 3})

@@ -92,7 +92,7 @@ def flatten_axes(x: NamedArray, old_axes: AxisSelection, new_axis: AxisSelector)
         ValueError: an axis is listed twice, ``new_axis``'s size is not the product, or its name is
             already taken by another axis of ``x``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.arange(6).reshape(2, 3), ("a", "b"))
@@ -140,7 +140,7 @@ def unflatten_axis(x: NamedArray, axis: AxisSelector, new_axes: AxisSpec | Axis)
         ValueError: the sizes do not multiply to the axis's size, or a new name is already taken.
         TypeError: a new axis is given without its size.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.arange(6), "t")
@@ -184,7 +184,7 @@ def split(x: NamedArray, axis: AxisSelector, new_axes: Sequence[Axis | int]) -> 
         AxisNotFoundError: ``axis`` is not in ``x``.
         ValueError: the sizes do not sum to the axis's size, or a new name is already taken.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.arange(5), "t")
@@ -226,12 +226,12 @@ def unbind(x: NamedArray, axis: AxisSelector) -> list[NamedArray]:
     Raises:
         AxisNotFoundError: ``axis`` is not in ``x``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.arange(6).reshape(2, 3), ("a", "b"))
-        >>> [r.array for r in nx.unbind(x, "a")]
-        [Array([0, 1, 2], dtype=int32), Array([3, 4, 5], dtype=int32)]
+        >>> [r.array.tolist() for r in nx.unbind(x, "a")]
+        [[0, 1, 2], [3, 4, 5]]
     """
     try:
         k, out = _PLANS[("unbind", x.axes, axis)]
@@ -268,7 +268,7 @@ def roll(x: NamedArray, shift: Any, axis: AxisSelection) -> NamedArray:
         ValueError: an axis is listed twice, or the number of shifts differs from the number of axes.
         TypeError: a shift is not an integer.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> nx.roll(nx.named(jnp.arange(4), "t"), 1, "t").array
@@ -330,7 +330,7 @@ def take(
         ValueError: a batched axis has another size in the index than in ``x``.
         TypeError: the index is not of integer dtype, or is a plain array of rank 2 or more.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> logits = nx.named(jnp.array([[0.1, 0.9], [0.7, 0.3]]), ("batch", "vocab"))
@@ -445,7 +445,7 @@ def pad(
         ValueError: a negative width, an unknown mode, or ``constant_values`` with another mode.
         TypeError: ``pad_width`` is not a mapping, or a width is not an int or a pair of ints.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1, 2]), "t")
@@ -543,7 +543,7 @@ def tril(x: NamedArray, axis1: AxisSelector, axis2: AxisSelector, k: int = 0) ->
         AxisNotFoundError: an axis is not in ``x``.
         ValueError: ``axis1`` and ``axis2`` are the same axis.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.tril(nx.ones({"i": 3, "j": 3}), "i", "j").array
         Array([[1., 0., 0.],
@@ -574,7 +574,7 @@ def triu(x: NamedArray, axis1: AxisSelector, axis2: AxisSelector, k: int = 0) ->
         AxisNotFoundError: an axis is not in ``x``.
         ValueError: ``axis1`` and ``axis2`` are the same axis.
 
-    Example:
+    Examples:
         >>> import namedax as nx
         >>> nx.triu(nx.ones({"i": 2, "j": 3}), "i", "j", k=1).array
         Array([[0., 1., 1.],
@@ -606,7 +606,7 @@ def top_k(
         AxisNotFoundError: ``axis`` is not in ``x``.
         ValueError: ``k`` is out of range, ``new_axis``'s size is not ``k`` or its name is taken.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([3, 1, 4, 1, 5]), "t")
