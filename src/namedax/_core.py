@@ -289,8 +289,11 @@ def named(array: Any, axes: AxisSelection) -> NamedArray:
 # ---------------------------------------------------------------------------------------------
 
 
+_SCALAR_TYPES = frozenset({int, float, complex, bool})
+
+
 def _is_scalar(x) -> bool:
-    if isinstance(x, int | float | complex | bool | np.number | np.bool_):
+    if type(x) in _SCALAR_TYPES or isinstance(x, int | float | complex | np.generic):
         return True
     shape = getattr(x, "shape", None)
     return shape is not None and len(shape) == 0 and not _is_named(x)
