@@ -411,7 +411,14 @@ def test_error_plain_array_wrong_size_names_path():
     with pytest.raises(ValueError, match=r"argument 'p' of shape \(5,\) has no dimension 3"):
         nx.vmap(lambda v, p: v, A, args=(None, 3))(_x("ab"), jnp.ones(5))
     with pytest.raises(ValueError, match=r"argument 'p\[1\]' of shape \(\) has no dimension 0"):
-        nx.vmap(lambda v, p: v, A)(_x("ab"), [1.0, jnp.ones(())])
+        nx.vmap(lambda v, p: v, A, args=(0, [None, 0]))(_x("ab"), [1.0, jnp.ones(())])
+
+
+def test_default_broadcasts_zero_d_arrays():
+    # a 0-d array has no dimension to map: the default spec passes it whole to every element
+    x = _x("ab")
+    out = nx.vmap(lambda v, s: v * s, A)(x, jnp.asarray(3.0))
+    np.testing.assert_allclose(np.asarray(nx.rearrange(out, ("a", "b")).array), 3.0 * np.asarray(nx.rearrange(x, ("a", "b")).array))
 
 
 def test_error_spec_maps_non_array():

@@ -401,7 +401,8 @@ def vmap(
             argument has needs its size.
         default: the spec for leaves that are not NamedArrays: an int (map along that dimension),
             None (broadcast), a callable ``leaf -> int | None``, or a PyTree prefix of them. The
-            default maps arrays along their first dimension and broadcasts everything else. With
+            default maps arrays along their first dimension and broadcasts everything else
+            (0-d arrays included: they have no dimension to map). With
             several axes the spec applies at each level, as for nested vmaps.
         args: per positional argument, a spec that overrides ``default`` (a literal None broadcasts).
         kwargs: per keyword argument (by parameter name), a spec that overrides ``default``.
