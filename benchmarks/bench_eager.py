@@ -70,5 +70,12 @@ def main(argv=None) -> list[dict]:
     return rows
 
 
+def run(quick: bool = False) -> list[dict]:
+    """Uniform entry point for benchmarks/run.py: the report's rows (times in microseconds)."""
+    rows = main(["--rounds", "5" if quick else "21", "--number", "200" if quick else "500"])
+    return [dict(area="eager", case=r["op"], lib=r["named_us"], raw=r["raw_us"], unit="us", ratio=r["ratio"],
+                 lo=r["lo"], hi=r["hi"], baseline="jax.numpy", budget="<= 1.25") for r in rows]
+
+
 if __name__ == "__main__":
     main()

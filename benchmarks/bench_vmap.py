@@ -44,7 +44,7 @@ def _median_pair(f_nx, f_ref, number=NUMBER, rounds=ROUNDS):
     return statistics.median(a), statistics.median(b)
 
 
-def trace_case(n: int):
+def trace_case(n: int, pair=None):
     axes = AXES[:n]
     shape = tuple(a.size for a in AXES)
     xa = jnp.zeros(shape)
@@ -65,10 +65,10 @@ def trace_case(n: int):
             g = eqx.filter_vmap(g)
         return jax.make_jaxpr(g)(xa)
 
-    return _median_pair(run_nx, run_eqx)
+    return (pair or _median_pair)(run_nx, run_eqx)
 
 
-def run_case(n: int, all_axes):
+def run_case(n: int, all_axes, pair=None):
     axes = all_axes[:n]
     shape = tuple(a.size for a in all_axes)
     xa = jnp.linspace(0.0, 1.0, int(np.prod(shape))).reshape(shape)
@@ -83,7 +83,7 @@ def run_case(n: int, all_axes):
         g = jax.vmap(g)
     f_ref = jax.jit(g)
     assert str(jax.make_jaxpr(f_nx)(xn)) == str(jax.make_jaxpr(f_ref)(xa))
-    return _median_pair(
+    return (pair or _median_pair)(
         lambda: f_nx(xn).array.block_until_ready(), lambda: f_ref(xa).block_until_ready(), number=50
     )
 
@@ -99,6 +99,32 @@ def main():
         for n in (1, 2, 3):
             t_nx, t_ref = run_case(n, all_axes)
             print(f"  {n} axes: nx {t_nx * 1e6:8.2f} us  jax {t_ref * 1e6:8.2f} us  ratio {t_nx / t_ref:.3f}")
+
+
+def run(quick: bool = False) -> list[dict]:
+    """Uniform entry point for benchmarks/run.py: the report's rows, with per-round ratio spreads."""
+    rounds = 5 if quick else ROUNDS
+
+    def pair(f_nx, f_ref, number=NUMBER):
+        f_nx(), f_ref()
+        a, b = [], []
+        for _ in range(rounds):
+            a.append(_time(f_nx, number))
+            b.append(_time(f_ref, number))
+        r = [x / y for x, y in zip(a, b)]
+        return dict(lib=statistics.median(a) * 1e6, raw=statistics.median(b) * 1e6, unit="us",
+                    ratio=statistics.median(r), lo=min(r), hi=max(r))
+
+    rows = []
+    for n in (1, 2, 3):
+        rows.append(dict(area="vmap", case=f"trace, {n} axes", baseline="nested eqx.filter_vmap", budget="<= 1.2",
+                         **trace_case(n, pair)))
+    for label, all_axes in (("2**20 elements", BIG), ("2**12 elements", AXES)):
+        for n in (1, 2, 3):  # run_case asserts the jaxprs are equal before timing
+            rows.append(dict(area="vmap", case=f"jitted run, {n} axes, {label}", baseline="nested jax.vmap",
+                             budget="<= 1.05", note="same jaxpr (budget 1.00 within noise)",
+                             **run_case(n, all_axes, pair)))
+    return rows
 
 
 if __name__ == "__main__":

@@ -50,5 +50,6 @@ from . import random as random
 # --- end transforms ---
 
 from . import spaces as spaces
+from . import execution as execution
 from . import nn as nn
 __version__ = "0.1.0"

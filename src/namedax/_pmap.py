@@ -34,10 +34,12 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from . import _state
 from ._axis import Axis, AxisSelection
 from ._collectives import axis_alias
 from ._core import _is_named, _new
 from ._kernels import is_eager
+from ._state import UnexpectedState
 from ._vmap import (
     _arg_label,
     _check_spec,
@@ -46,6 +48,7 @@ from ._vmap import (
     _leaf_specs,
     _parse_axes,
     _positional_params,
+    _run,
     _spec_for,
     _Specs,
     _zero_if_array_else_none,
@@ -114,11 +117,14 @@ def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
     name, size = w._axis
     first: str | None = f"the given {Axis(name, size)}" if size is not None else None
     dims: list = []
+    st = _state.find_state(w._specs.state, w._specs.names, args, kwargs, "pmap")
     for (i, key), val in zip(*_where(args, kwargs), strict=True):
         leaves = jax.tree.leaves(val, is_leaf=_is_named)
         if not leaves:
             continue
         spec, where = _spec_for(w._specs, i, key)
+        if st == (i, key) and where == "default":
+            spec = None  # plain arrays in the state are broadcast unless args/kwargs say otherwise
         specs = _leaf_specs(spec, val, leaves, "pmap", lambda: f"{where} (for argument {_arg_label(w, i, key)!r})")
         for j, (leaf, s) in enumerate(zip(leaves, specs, strict=True)):
             if _is_named(leaf):
@@ -186,8 +192,10 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
         start += n
     n_args = len(args)
     kw_keys = [k for _, k in where[n_args:]]
+    sp = w._specs
     inner = vmap(w._fun, block, default=None, args=tuple(inner_specs[:n_args]),
-                 kwargs=dict(zip(kw_keys, inner_specs[n_args:], strict=True)))  # fmt: skip
+                 kwargs=dict(zip(kw_keys, inner_specs[n_args:], strict=True)),
+                 state=sp.state, unexpected_state=sp.policy)  # fmt: skip
     static_out = []
 
     def body(arrays):
@@ -205,13 +213,23 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
             vals.append(td.unflatten(full[start : start + n]))
             start += n
         with axis_alias(name, (mesh_axis, name)):
-            out = inner(*vals[:n_args], **dict(zip(kw_keys, vals[n_args:], strict=True)))
-        arrays_out, static = eqx.partition(out, eqx.is_array)
-        static_out.append(static)
-        return arrays_out
+            out, plan = _run(inner, tuple(vals[:n_args]), dict(zip(kw_keys, vals[n_args:], strict=True)),
+                             op="pmap", front=True)  # fmt: skip
+        # state entries that stay unbatched (the same on every element) come back replicated, the rest split
+        unb = plan.unbatched() if plan is not None else set()
+        out_leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
+        split = [v if i not in unb else None for i, v in enumerate(out_leaves)]
+        repl = [v if i in unb else None for i, v in enumerate(out_leaves)]
+        (a1, s1), (a2, s2) = eqx.partition(split, eqx.is_array), eqx.partition(repl, eqx.is_array)
+        static_out.append((td, s1, s2, unb, plan))
+        return a1, a2
 
-    mapped = jax.shard_map(body, mesh=mesh, in_specs=(in_specs,), out_specs=PartitionSpec(mesh_axis), check_vma=False)
-    out = eqx.combine(mapped([flat[k].array if _is_named(flat[k]) else flat[k] for k in dyn]), static_out[0])
+    out_specs = (PartitionSpec(mesh_axis), PartitionSpec())
+    mapped = jax.shard_map(body, mesh=mesh, in_specs=(in_specs,), out_specs=out_specs, check_vma=False)
+    a1, a2 = mapped([flat[k].array if _is_named(flat[k]) else flat[k] for k in dyn])
+    td, s1, s2, unb, plan = static_out[0]
+    split, repl = eqx.combine(a1, s1), eqx.combine(a2, s2)
+    out = td.unflatten([repl[i] if i in unb else split[i] for i in range(len(split))])
     full_axis = Axis(name, size)
 
     def restore(x):  # the vmap put the block's axis first: give it its full size
@@ -219,7 +237,8 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
             return _new(x.array, (full_axis,) + x.axes[1:])
         return x
 
-    return jax.tree.map(restore, out, is_leaf=_is_named)
+    out = jax.tree.map(restore, out, is_leaf=_is_named)
+    return out if plan is None else plan.fix(out)
 
 
 @overload
@@ -231,6 +250,8 @@ def pmap(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable[[Callable], Callable]: ...
 
 
@@ -243,6 +264,8 @@ def pmap(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable: ...
 
 
@@ -254,6 +277,8 @@ def pmap(
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable:
     """Map ``fn`` over a named axis split across devices: `vmap`, in parallel.
 
@@ -272,6 +297,11 @@ def pmap(
         args: per positional argument, a spec that overrides ``default``.
         kwargs: per keyword argument, a spec that overrides ``default``.
         devices: the devices to split over (default: all of ``jax.devices()``).
+        state: which argument is the model state, as in `vmap`. A returned entry that stays
+            unbatched is computed on every device and returned replicated: compute it with the
+            named collectives (``nx.pmean(x, axis)``), which see every device; a raw
+            ``jax.lax.pmean`` sees one device's block, and the copy returned is the first device's.
+        unexpected_state: "raise", "warn" or "batch", as in `vmap`.
 
     Returns:
         The mapped function (or a decorator when ``fn`` is omitted). Its NamedArray outputs have the
@@ -279,7 +309,7 @@ def pmap(
 
     Raises:
         ValueError: several axes given; the axis size is not a multiple of the device count (the
-            message names both); sizes disagree or are unknown, as in `vmap`.
+            message names both); sizes disagree or are unknown, or a state error, as in `vmap`.
         TypeError: ``fn`` is not callable, ``axis`` is missing, or a spec is malformed.
 
     Examples:
@@ -300,7 +330,8 @@ def pmap(
             raise TypeError("pmap: `axis` is required, e.g. @nx.pmap(axis=Batch)")
 
         def decorator(f: Callable) -> Callable:
-            return pmap(f, axis, default=default, args=args, kwargs=kwargs, devices=devices)
+            return pmap(f, axis, default=default, args=args, kwargs=kwargs, devices=devices, state=state,
+                        unexpected_state=unexpected_state)  # fmt: skip
 
         return decorator
     if not callable(fn):
@@ -327,11 +358,13 @@ def pmap(
         _check_spec(s, "pmap", f"args[{i}]")
     for k, s in kwargs.items():
         _check_spec(s, "pmap", f"kwargs[{k!r}]")
+    _state.check_options(state, unexpected_state, "pmap")
     names: tuple[str, ...] = ()
-    if args or kwargs:
+    if args or kwargs or type(state) in (int, str):
         names, kw_ok = _positional_params(fn)
         unknown = [k for k in kwargs if kw_ok is not None and k not in kw_ok]
         if unknown:
             raise ValueError(f"pmap: `kwargs` has specs for {unknown}, which are not parameters of {fn!r}")
-    wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=_Specs(default, tuple(args), kwargs, names), _devices=devs)
+    specs = _Specs(default, tuple(args), kwargs, names, state, unexpected_state)
+    wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=specs, _devices=devs)
     return eqx.module_update_wrapper(wrapper)

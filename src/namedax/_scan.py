@@ -34,8 +34,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _state
 from ._axis import Axis, AxisSelector
 from ._core import _is_named, _new, rearrange
+from ._state import UnexpectedState
+from ._vmap import _positional_params, _run, _Specs, _VmapWrapper
 
 _is_array = eqx.is_array
 
@@ -73,10 +76,18 @@ class _Plan(NamedTuple):
     rebuild: Callable
 
 
-def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int) -> _Plan:
+def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int, whole: tuple | None = None) -> _Plan:
+    """``whole``: ``(position, keyword)`` of an argument whose plain leaves are never sliced (the state)."""
     name, size = _check_selector(axis, op)
     src: str | None = f"the given {axis}" if size is not None else None
     leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=_is_named)
+    keep: set[int] = set()
+    if whole is not None:
+        for n, (p, _) in enumerate(jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_named)[0]):
+            if (p[0].idx == 0 and whole[1] is None and p[1].idx == whole[0]) or (
+                p[0].idx == 1 and p[1].key == whole[1]
+            ):
+                keep.add(n)
     pos: list[int] = []
     inner: list = []  # axes inside fn for NamedArrays, None for plain arrays
     xs: list = []
@@ -99,7 +110,7 @@ def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int) -
             inner.append(leaf.axes[:j] + leaf.axes[j + 1 :])
             what = f"axes {leaf.axes}"
         else:
-            scanned = is_scanned(leaf) if callable(is_scanned) else bool(is_scanned)
+            scanned = i not in keep and (is_scanned(leaf) if callable(is_scanned) else bool(is_scanned))
             if not scanned:
                 continue
             if not _is_array(leaf) or np.ndim(leaf) == 0:
@@ -303,6 +314,8 @@ def map(
     *,
     batch_size: int | None = None,
     is_mapped: bool | Callable[[Any], bool] = _is_shaped_array,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable:
     """Map ``fn`` over a named axis sequentially (`jax.lax.map`), in vectorised chunks of ``batch_size``.
 
@@ -316,13 +329,16 @@ def map(
         is_mapped: as `scan`'s ``is_scanned``: which plain leaves are sliced along their leading
             dimension (by default plain arrays of rank >= 1). NamedArrays are mapped when they have
             the axis.
+        state: which argument is the model state, as in `vmap` (its plain arrays are never sliced).
+            Entries that stay unbatched are carried through the loop, one copy, not one per element.
+        unexpected_state: "raise", "warn" or "batch", as in `vmap`.
 
     Returns:
         The mapped function; NamedArray outputs get the axis first, other arrays a leading dimension.
 
     Raises:
         ValueError: sizes along the axis disagree, the size is unknown, ``batch_size`` is not a
-            positive int, or an output already has the axis.
+            positive int, an output already has the axis, or a state error as in `vmap`.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -340,7 +356,13 @@ def map(
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"map: `batch_size` must be a positive int or None, got {batch_size!r}")
 
+    _state.check_options(state, unexpected_state, "map")
+    names = _positional_params(fn)[0] if type(state) in (int, str) else ()
+
     def mapped(*args: Any, **kwargs: Any):
+        st = None if state is False else _state.find_state(state, names, args, kwargs, "map")
+        if st is not None:
+            return _map_state(fn, axis, batch_size, is_mapped, st, unexpected_state, names, args, kwargs)
         plan = _plan(fn, "map", axis, args, kwargs, is_mapped, skip=0)
         store: list = []
         xs = plan.xs if plan.xs else [jnp.zeros((plan.axis.size, 0), jnp.int8)]
@@ -356,3 +378,89 @@ def map(
         return _join(ys, store, plan.axis)
 
     return mapped
+
+
+def _map_state(fn, axis, batch_size, is_mapped, st, policy, names, args, kwargs):
+    """`map` with a state argument: classify the returned state entries by one abstract trace of the
+    equivalent `vmap` (see `namedax._state`), then loop, carrying the entries that stay unbatched
+    (one copy, not one per element) and stacking the rest."""
+    plan = _plan(fn, "map", axis, args, kwargs, is_mapped, skip=0, whole=st)
+    name = plan.axis.name
+    label = _arg_label_of(fn, st)
+    state_val = args[st[0]] if st[1] is None else kwargs[st[1]]
+
+    def spec(leaf):
+        return 0 if (is_mapped(leaf) if callable(is_mapped) else bool(is_mapped)) else None
+
+    w = _VmapWrapper(fn, ((name, plan.axis.size),), _Specs(spec, (), {}, names, _state_by_place(st), policy))
+    found: list = []
+
+    def classify(a, k):
+        out, splan = _run(w, a, k, op="map", front=True, jax_names=(f"{name}:map",))
+        leaves = jax.tree.leaves(out, is_leaf=_is_named)
+        unb = sorted(splan.unbatched())
+        found[:] = [splan, unb]
+        return [leaves[i].array if _is_named(leaves[i]) else leaves[i] for i in unb]
+
+    shapes = eqx.filter_eval_shape(classify, args, kwargs)
+    splan, unb = found
+    init = [jnp.zeros(s.shape, s.dtype) for s in shapes]
+    unb_set = set(unb)
+    store: list = []
+    meta: list = []
+
+    def elem(slices):
+        a, kw = plan.rebuild(slices[: len(plan.xs)])
+        out = _state.split_output(fn(*a, **kw), state_val, "map", label)
+        _check_out_axes(out, plan.axis, "map")
+        leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
+        meta[:] = [td, [leaves[i].axes if _is_named(leaves[i]) else None for i in unb]]
+        carry = [leaves[i].array if _is_named(leaves[i]) else leaves[i] for i in unb]
+        carry = [jax.lax.convert_element_type(c, jnp.result_type(c)) for c in carry]  # drop weak types
+        ys = [None if i in unb_set else leaf for i, leaf in enumerate(leaves)]
+        return carry, _split_static(ys, store)
+
+    xs = plan.xs if plan.xs else [jnp.zeros((plan.axis.size, 0), jnp.int8)]
+    carry, ys = _chunked(elem, init, xs, plan.axis.size, batch_size)
+    stacked = _join(ys, store, plan.axis)
+    td, unb_axes = meta
+    it = iter(zip(carry, unb_axes, strict=True))
+    full = []
+    for i, leaf in enumerate(stacked):
+        if i in unb_set:
+            c, ax = next(it)
+            full.append(c if ax is None else _new(c, ax))
+        else:
+            full.append(leaf)
+    return splan.fix(td.unflatten(full))
+
+
+def _chunked(elem, init, xs, n, batch_size):
+    """``jax.lax.map`` (in vectorised chunks of ``batch_size``, as it does it) of ``elem(x) -> (carry, y)``
+    whose ``carry`` is the same for every element: it is carried through the loop, ``y`` is stacked."""
+    if batch_size is None:
+        return jax.lax.scan(lambda _, x: elem(x), init, xs)
+    vm = jax.vmap(elem, out_axes=(None, 0))
+    n_chunks, rem = divmod(n, batch_size)
+    cut = n_chunks * batch_size
+    carry, parts = init, []
+    if n_chunks:
+        chunks = [x[:cut].reshape(n_chunks, batch_size, *x.shape[1:]) for x in xs]
+        carry, ys = jax.lax.scan(lambda _, x: vm(x), init, chunks)
+        parts.append(jax.tree.map(lambda y: y.reshape(-1, *y.shape[2:]), ys))
+    if rem:
+        carry, ys = vm([x[cut:] for x in xs])
+        parts.append(ys)
+    ys = parts[0] if len(parts) == 1 else jax.tree.map(lambda a, b: jnp.concatenate([a, b]), *parts)
+    return carry, ys
+
+
+def _state_by_place(st: tuple) -> int | str:
+    return st[0] if st[1] is None else st[1]
+
+
+def _arg_label_of(fn, st: tuple) -> str:
+    if st[1] is not None:
+        return st[1]
+    ps = _positional_params(fn)[0]
+    return ps[st[0]] if st[0] < len(ps) else f"args[{st[0]}]"

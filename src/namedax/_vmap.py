@@ -34,8 +34,10 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from . import _state
 from ._axis import Axis, AxisSelection, axis_name, to_selectors
 from ._core import _is_named, _new
+from ._state import UnexpectedState
 
 _is_array = eqx.is_array  # jax and numpy arrays, as filter_vmap sees them
 
@@ -124,11 +126,14 @@ class _Specs:
     """The spec language of one vmap, kept out of the PyTree's children. Equal by value when the specs
     are hashable (so rebuilding the same vmap hits `jax.jit` caches), else by identity (a dict spec)."""
 
-    __slots__ = ("default", "args", "kwargs", "names", "_key")
+    __slots__ = ("default", "args", "kwargs", "names", "state", "policy", "_key")
 
-    def __init__(self, default, args: tuple, kwargs: dict, names: tuple[str, ...]):
+    def __init__(
+        self, default, args: tuple, kwargs: dict, names: tuple[str, ...], state: Any = None, policy: str = "raise"
+    ):
         self.default, self.args, self.kwargs, self.names = default, args, kwargs, names
-        key = (default, args, tuple(kwargs.items()), names)
+        self.state, self.policy = state, policy
+        key = (default, args, tuple(kwargs.items()), names, (type(state).__name__, state), policy)  # False != 0
         try:
             hash(key)
         except TypeError:
@@ -212,12 +217,17 @@ def _arg_label(w: _VmapWrapper, i: int | None, key: str | None) -> str:
     return names[i] if i is not None and i < len(names) else f"args[{i}]"
 
 
-def _run(w: _VmapWrapper, args: tuple, kwargs: dict):
-    op = "vmap"
+def _run(w: _VmapWrapper, args: tuple, kwargs: dict, *, op: str = "vmap", front: bool = False,
+         jax_names: tuple | None = None):
+    """Run the mapped call. ``front=True`` leaves the state's mapped axes in front and returns
+    ``(out, plan)`` (`pmap` and `map` lay them out later with ``plan.fix``; plan is None without state);
+    ``jax_names`` overrides the JAX axis names (`map` classifies under a private one)."""
     axes = w._axes
     n_lev = len(axes)
     sizes: list = [s for _, s in axes]
     src: list = [f"the given {Axis(n, s)}" if s is not None else None for n, s in axes]
+    sp = w._specs
+    st = None if sp.state is False else _state.find_state(sp.state, sp.names, args, kwargs, op)
 
     leaves: list = []
     treedefs: list = []
@@ -227,19 +237,25 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict):
     kw_keys = sorted(kwargs)
     where_list = [(i, None) for i in range(len(args))] + [(None, k) for k in kw_keys]
     values = list(args) + [kwargs[k] for k in kw_keys]
+    state_in: list = []  # for each leaf of the state argument: its position per level (None: broadcast)
 
     for (i, key), val in zip(where_list, values, strict=True):
+        is_st = st == (i, key)
         sub_leaves, td = jax.tree.flatten(val, is_leaf=_is_named)
         treedefs.append((td, len(sub_leaves)))
         if not sub_leaves:
             continue
-        spec, where = _spec_for(w._specs, i, key)
+        spec, where = _spec_for(sp, i, key)
+        if is_st and where == "default":
+            spec = None  # plain arrays in the state are broadcast unless args/kwargs say otherwise
         specs = _leaf_specs(
             spec, val, sub_leaves, op, lambda: f"{where} (for argument {_arg_label(w, i, key)!r})"
         )
         base = len(leaves)
         leaves.extend(sub_leaves)
         for j, (leaf, s) in enumerate(zip(sub_leaves, specs, strict=True)):
+            if is_st:
+                state_in.append((None,) * n_lev)
             if _is_named(leaf):
                 cur = list(leaf.axes)
                 names = [a.name for a in cur]
@@ -285,6 +301,8 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict):
                         _size_error(w, args, kwargs, k, n, (i, key, j, np.shape(leaf)), src[k], sizes[k])
                     lspecs.append(d)
                 dyn_axes.append(None)
+            if is_st:
+                state_in[-1] = tuple(lspecs)
             dyn_pos.append(base + j)
             for k in range(n_lev):
                 level_specs[k].append(lspecs[k])
@@ -301,7 +319,7 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict):
     n_args = len(args)
     fun = w._fun
 
-    def innermost(dyn):
+    def call_fn(dyn):
         full = list(leaves)
         for p, arr, ax in zip(dyn_pos, dyn, dyn_axes, strict=True):
             full[p] = arr if ax is None else _new(arr, ax)
@@ -321,17 +339,93 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict):
                     )
         return out
 
+    dyn_in = [leaves[p].array if ax is not None else leaves[p] for p, ax in zip(dyn_pos, dyn_axes, strict=True)]
+    if st is None:
+        f = call_fn
+        for k in reversed(range(n_lev)):
+            f = eqx.filter_vmap(f, in_axes=(level_specs[k],), axis_name=mapped[k].name, axis_size=mapped[k].size)
+        out = f(dyn_in)
+
+        def restore(x):
+            if _is_named(x) and _is_array(x.array):
+                return _new(x.array, mapped + x.axes)
+            return x
+
+        out = jax.tree.map(restore, out, is_leaf=_is_named)
+        return (out, None) if front else out
+
+    # With state: every level returns (batched arrays, unbatched arrays); which is which is decided
+    # while tracing (see _state) and recorded in `split`, with the output's static parts in `meta`.
+    label = _arg_label(w, *st)
+    state_val = args[st[0]] if st[1] is None else kwargs[st[1]]
+    names_j = jax_names or tuple(a.name for a in mapped)
+    meta: list = []  # [treedef, per leaf ("named", axes) | ("array",) | ("static", value), dyn -> leaf, n_y]
+    split: list = [None] * n_lev
+
+    def innermost(dyn):
+        out = _state.split_output(call_fn(dyn), state_val, op, label)
+        n_y = len(jax.tree.leaves(out[0], is_leaf=_is_named))
+        out_leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
+        kinds, arrays, owner = [], [], []
+        for i, leaf in enumerate(out_leaves):
+            if _is_named(leaf) and _is_array(leaf.array):
+                kinds.append(("named", leaf.axes))
+            elif not _is_named(leaf) and _is_array(leaf):
+                kinds.append(("array",))
+            else:
+                kinds.append(("static", leaf))
+                continue
+            arrays.append(leaf.array if _is_named(leaf) else leaf)
+            owner.append(i)
+        meta[:] = [td, kinds, owner, n_y]
+        return arrays
+
+    paths: list = []
+
+    def path(d: int) -> str:
+        if not paths:
+            paths.extend(_state.leaf_paths(label, state_val))
+        return paths[meta[2][d] - meta[3]]
+
+    def level(k: int, inner: Callable) -> Callable:
+        def body(dyn):
+            vals = inner(dyn)
+            owner, n_y = meta[2], meta[3]
+            is_state = [o >= n_y for o in owner]
+            mapped_in = [state_in[o - n_y] if o >= n_y else None for o in owner]
+            flags = _state.classify(vals, is_state, mapped_in, k, names_j[k], op, sp.policy, path, mapped[k].name)
+            split[k] = flags
+            return [v for v, b in zip(vals, flags, strict=True) if b], [
+                v for v, b in zip(vals, flags, strict=True) if not b
+            ]
+
+        vm = jax.vmap(body, in_axes=(level_specs[k],), out_axes=(0, None), axis_name=names_j[k],
+                      axis_size=mapped[k].size)  # fmt: skip
+
+        def merged(dyn):
+            b, u = vm(dyn)
+            ib, iu = iter(b), iter(u)
+            return [next(ib) if f else next(iu) for f in split[k]]
+
+        return merged
+
     f = innermost
     for k in reversed(range(n_lev)):
-        f = eqx.filter_vmap(f, in_axes=(level_specs[k],), axis_name=mapped[k].name, axis_size=mapped[k].size)
-    out = f([leaves[p].array if ax is not None else leaves[p] for p, ax in zip(dyn_pos, dyn_axes, strict=True)])
+        f = level(k, f)
+    vals = f(dyn_in)
 
-    def restore(x):
-        if _is_named(x) and _is_array(x.array):
-            return _new(x.array, mapped + x.axes)
-        return x
-
-    return jax.tree.map(restore, out, is_leaf=_is_named)
+    td, kinds, owner, n_y = meta
+    out_leaves = [kd[1] if kd[0] == "static" else None for kd in kinds]
+    entries = {}
+    for d, (o, v) in enumerate(zip(owner, vals, strict=True)):
+        batched = tuple(split[k][d] for k in range(n_lev))
+        lead = tuple(a for a, b in zip(mapped, batched, strict=True) if b)
+        out_leaves[o] = _new(v, lead + kinds[o][1]) if kinds[o][0] == "named" else v
+        if o >= n_y:
+            entries[o] = (batched, state_in[o - n_y])
+    plan = _state.Plan(entries)
+    out = td.unflatten(out_leaves)
+    return (out, plan) if front else plan.fix(out)
 
 
 def _leaf_path(w, args, kwargs, i, key, j) -> str:
@@ -362,6 +456,8 @@ def vmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable[[Callable], Callable]: ...
 
 
@@ -373,6 +469,8 @@ def vmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable: ...
 
 
@@ -383,6 +481,8 @@ def vmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
+    state: int | str | bool | None = None,
+    unexpected_state: UnexpectedState = "raise",
 ) -> Callable:
     """Map ``fn`` over one or several named axes.
 
@@ -406,6 +506,16 @@ def vmap(
             several axes the spec applies at each level, as for nested vmaps.
         args: per positional argument, a spec that overrides ``default`` (a literal None broadcasts).
         kwargs: per keyword argument (by parameter name), a spec that overrides ``default``.
+        state: which argument is the model state (a positional index or a parameter name); None
+            (default) picks the argument that is an `equinox.nn.State`, if one is; False: none.
+            With a state, ``fn`` returns ``(out, new_state)``; the state's plain arrays are
+            broadcast unless ``args`` / ``kwargs`` say otherwise, and each returned entry gets the
+            mapped axes back where it had them on the way in, or stays unbatched if it came in
+            without them and is written the same for every element. See the "Stateful models" guide.
+        unexpected_state: for a state entry that came in without a mapped axis but is written with
+            a value that differs along it: "raise" (default; a ValueError naming the entry and the
+            axis), "warn" (a UserWarning while tracing, then as "batch"), or "batch" (return it with
+            the axis in front).
 
     Returns:
         The mapped function (a PyTree-friendly wrapper that also works as a method and through
@@ -413,8 +523,13 @@ def vmap(
 
     Raises:
         ValueError: an axis no argument has was given without a size; sizes disagree (the message
-            names both sizes and the arguments); a spec maps a non-array or a missing dimension.
-        TypeError: ``fn`` is not callable, or a spec is not made of ints, None and callables.
+            names both sizes and the arguments); a spec maps a non-array or a missing dimension;
+            ``state`` names an argument that was not passed, several arguments are `equinox.nn.State`
+            without ``state=``, the returned state changes structure, or (with
+            ``unexpected_state="raise"``) a state entry is written differently along an axis it
+            came in without.
+        TypeError: ``fn`` is not callable, a spec is not made of ints, None and callables,
+            ``state`` is malformed, or ``fn`` does not return a pair while there is a state.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -430,13 +545,23 @@ def vmap(
         ...     return nx.zeros(Embed)
         >>> draw().axes
         (Axis('seed', 4), Axis('embed', 3))
+
+        With state: a per-element counter keeps its axis where it was; a shared one stays shared.
+
+        >>> def count(v, state):
+        ...     return v, {"mine": state["mine"] + v, "total": state["total"] + nx.psum(v, Batch)}
+        >>> state = {"mine": nx.zeros((Embed, Batch)), "total": nx.zeros(Embed)}
+        >>> _, new = nx.vmap(count, Batch, state="state")(x, state)
+        >>> new["mine"].axes, new["total"].axes, new["total"].array
+        ((Axis('embed', 3), Axis('batch', 2)), (Axis('embed', 3),), Array([3., 5., 7.], dtype=float32))
     """
     if fn is None:
         if axis is None:
             raise TypeError("vmap: `axis` is required, e.g. @nx.vmap(axis=Batch)")
 
         def decorator(f: Callable) -> Callable:
-            return vmap(f, axis, default=default, args=args, kwargs=kwargs)
+            return vmap(f, axis, default=default, args=args, kwargs=kwargs, state=state,
+                        unexpected_state=unexpected_state)  # fmt: skip
 
         return decorator
     if not callable(fn):
@@ -455,11 +580,12 @@ def vmap(
         _check_spec(s, "vmap", f"args[{i}]")
     for k, s in kwargs.items():
         _check_spec(s, "vmap", f"kwargs[{k!r}]")
+    _state.check_options(state, unexpected_state, "vmap")
     names: tuple[str, ...] = ()
-    if args or kwargs:  # specs can name a parameter passed either way: match them through the signature
+    if args or kwargs or type(state) in (int, str):  # a parameter may be passed either way: use the signature
         names, kw_ok = _positional_params(fn)
         if kwargs and kw_ok is not None:
             unknown = [k for k in kwargs if k not in kw_ok]
             if unknown:
                 raise ValueError(f"vmap: `kwargs` has specs for {unknown}, which are not parameters of {fn!r}")
-    return _VmapWrapper(fn, parsed, _Specs(default, tuple(args), kwargs, names))
+    return _VmapWrapper(fn, parsed, _Specs(default, tuple(args), kwargs, names, state, unexpected_state))

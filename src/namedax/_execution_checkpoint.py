@@ -1,0 +1,162 @@
+"""Checkpoints of a sweep: a manifest and one file per finished block, each written atomically.
+
+Layout of ``checkpoint_dir``::
+
+    manifest.json                            what is swept: space fingerprint, outputs, model, arguments
+    block-<start:020d>-<stop:020d>.npz       the outputs of points [start, stop), one array per leaf
+
+A block file is written to a temporary name in the same directory, flushed to disk, then renamed,
+so a file with a final name is always complete, even after SIGKILL. Resuming reads the manifest,
+refuses a directory that holds another sweep (another space, output structure, model or arguments),
+loads the finished blocks and returns the ranges still to compute. Blocks never need to line up
+with the resumed run's calls: any set of finished ranges works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import tempfile
+from typing import Any
+
+import numpy as np
+
+_MANIFEST = "manifest.json"
+_FORMAT = "namedax-sweep/1"
+_BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
+
+
+def _atomic_write(path: pathlib.Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class Checkpoint:
+    """An open checkpoint directory; `write` saves one finished block (process 0 only writes)."""
+
+    def __init__(self, path: pathlib.Path, writer: bool):
+        self.path = path
+        self.writer = writer
+
+    @classmethod
+    def open(cls, op: str, path: Any, manifest: dict, arrays: list[np.ndarray], writer: bool
+             ) -> tuple[Checkpoint, list[tuple[int, int]]]:
+        """Check or create the manifest, load finished blocks into ``arrays``; the missing ranges."""
+        path = pathlib.Path(os.fspath(path))
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        mpath = path / _MANIFEST
+        blocks = [(m, f) for f in sorted(os.listdir(path)) if (m := _BLOCK.match(f))]
+        if mpath.exists():
+            try:
+                old = json.loads(mpath.read_text())
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{op}: cannot read the checkpoint manifest {str(mpath)!r}: {e}") from None
+            _compare(op, path, old, manifest)
+        else:
+            if blocks:
+                raise ValueError(f"{op}: checkpoint_dir {str(path)!r} holds block files but no {_MANIFEST}; "
+                                 "it is not a namedax checkpoint (or is damaged): pass another directory")
+            if writer:
+                text = json.dumps(manifest, indent=1, sort_keys=True)
+                _atomic_write(mpath, lambda f: f.write(text.encode()))
+        if writer:
+            for f in os.listdir(path):
+                if f.startswith(".tmp-"):  # left by a run killed mid-write
+                    try:
+                        os.unlink(path / f)
+                    except OSError:
+                        pass
+        n = manifest["N"]
+        done = []
+        for m, f in blocks:
+            start, stop = int(m.group(1)), int(m.group(2))
+            if not 0 <= start < stop <= n:
+                raise ValueError(f"{op}: checkpoint block {f!r} is outside the {n} points of the space")
+            with np.load(path / f) as z:
+                if len(z.files) != len(arrays):
+                    raise ValueError(f"{op}: checkpoint block {f!r} has {len(z.files)} arrays, the outputs "
+                                     f"have {len(arrays)} leaves")
+                for k, dst in enumerate(arrays):
+                    a = z[f"arr_{k}"]
+                    if a.shape != (stop - start,) + dst.shape[1:] or a.dtype != dst.dtype:
+                        raise ValueError(f"{op}: checkpoint block {f!r} leaf {k} has {a.dtype}{list(a.shape)}, "
+                                         f"expected {dst.dtype}{[stop - start, *dst.shape[1:]]}")
+                    dst[start:stop] = a
+            done.append((start, stop))
+        return cls(path, writer), _missing(done, n)
+
+    def write(self, start: int, count: int, leaves: list[np.ndarray]) -> None:
+        if not self.writer:
+            return
+        stop = start + count
+        _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz", lambda f: np.savez(f, *leaves))
+
+
+def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
+    out, p = [], 0
+    for a, b in sorted(done):
+        if a > p:
+            out.append((p, a))
+        p = max(p, b)
+    if p < n:
+        out.append((p, n))
+    return out
+
+
+def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
+    where = f"checkpoint_dir {str(path)!r}"
+    if old.get("format") != _FORMAT:
+        raise ValueError(f"{op}: {where} has a manifest of format {old.get('format')!r}, not {_FORMAT!r}")
+    if old.get("space") != new["space"] or old.get("N") != new["N"]:
+        raise ValueError(
+            f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
+            f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
+            f"{new['space_repr']} (fingerprint {new['space'][:12]}...); pass another checkpoint_dir or delete it"
+        )
+    if old.get("outputs") != new["outputs"]:
+        raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
+                         f"{new['outputs']}; pass another checkpoint_dir or delete it")
+    if old.get("model") != new["model"] or old.get("arguments") != new["arguments"]:
+        raise ValueError(f"{op}: {where} holds a sweep of another model or other arguments (model "
+                         f"{old.get('model')!r}, this run {new['model']!r}); pass another checkpoint_dir or delete it")
+
+
+def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any) -> dict:
+    """The manifest of a sweep: everything that must match for a checkpoint to be resumed."""
+    import hashlib
+
+    import jax
+
+    from ._execution_results import _stable_repr
+
+    h = hashlib.sha256(static_describe.encode())
+    for leaf in dyn_leaves:
+        if isinstance(leaf, jax.Array) and jax.numpy.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)
+        a = np.asarray(leaf)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return {
+        "format": _FORMAT,
+        "space": space.fingerprint(),
+        "space_repr": repr(space),
+        "N": space.N,
+        "outputs": layout.describe(),
+        "model": _stable_repr(model),
+        "arguments": h.hexdigest(),
+    }

@@ -1,0 +1,482 @@
+"""The device side of the executors: one compiled program per sweep, called block after block.
+
+Design (see `namedax.execution` for the user's view):
+
+- One program, compiled once (and cached per model, arguments' structure, space structure, chunk
+  size and devices), sweeps ``n_map`` chunks of ``n_vmap`` points on each device:
+  ``fori_loop(0, n_map, chunk)`` writes ``vmap(model)`` of each chunk into an output buffer. The
+  chunk's points come from ``space.block(token, n_vmap, offset)``, computed on device from the
+  block's first index: no grid exists anywhere. Devices are used through ``jax.shard_map`` over a
+  one-axis mesh (``AxisType.Auto``, ``check_vma=False``); device ``d`` takes the contiguous run of
+  points after the ``d * n_map * n_vmap`` first ones.
+- ``n_map`` is a run-time argument, so the host can size every call without recompiling: a first
+  call of one chunk per device measures the speed, later calls aim at `_CALL_SECONDS` each (capped
+  by the buffer, `_CALL_BYTES`). Two calls are in flight, so the devices never wait for the host
+  copying and checkpointing the previous one.
+- Padding: a call covers whole chunks; past the end of the sweep the space repeats its last point
+  (a real point, never NaN), and the host keeps only the rows of real points.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+from ._execution_results import Layout, _stable_repr
+from ._spaces_base import AbstractSpace
+from ._spaces_gen import GridGen
+from ._spaces_param import Parameter
+
+_CALL_BYTES = 64 << 20  # outputs of one call (all devices): bounds device memory beyond the model's own
+_CALL_SECONDS = 1.0  # target duration of one call: progress and checkpoints at least this often
+_CHUNK_CPU = 1024  # automatic n_vmap on CPU (chunks of 10^3 beat one vmap over everything several-fold)
+_CHUNK_ACCEL = 1 << 14  # automatic n_vmap on GPU / TPU
+_MAX = 2**31 - 1  # points per call: device offsets stay 32-bit
+_AXIS = "sweep"
+
+
+class ModelError(RuntimeError):
+    """The model failed on a point of the space (raised, or cannot be traced); the message names the
+    point, and the original exception is the ``__cause__``.
+
+    Attributes:
+        point: the flat index of the point, or None when no single point could be blamed.
+    """
+
+    def __init__(self, message: str, point: int | None = None):
+        super().__init__(message)
+        self.point = point
+
+
+# ---------------------------------------------------------------------------------------------
+# The model, its arguments, and one point
+# ---------------------------------------------------------------------------------------------
+
+
+class Static:
+    """The non-array leaves of ``(model, args, kwargs)`` and where the arrays go; hashable
+    (unhashable leaves by identity), so it identifies the compiled program."""
+
+    def __init__(self, treedef: Any, leaves: list, array_pos: tuple[int, ...]):
+        keys = []
+        for leaf in leaves:
+            try:
+                hash(leaf)
+                keys.append((type(leaf), leaf))
+            except TypeError:
+                keys.append(("id", id(leaf)))
+        self.treedef, self.leaves, self.array_pos = treedef, leaves, array_pos
+        self._key = (treedef, tuple(keys), array_pos)
+        self._hash = hash(self._key)
+
+    def __hash__(self):
+        return self._hash
+
+    def __eq__(self, other):
+        if not isinstance(other, Static):
+            return NotImplemented
+        try:
+            return bool(self._key == other._key)
+        except Exception:
+            return False
+
+    def describe(self) -> str:
+        return _stable_repr(self.treedef) + "|" + "|".join(_stable_repr(x) for x in self.leaves)
+
+
+def split(model: Callable, args: tuple, kwargs: dict) -> tuple[list, Static]:
+    """The arrays of ``(model, args, kwargs)`` (traced arguments) and the rest (compiled in)."""
+    leaves, treedef = jax.tree.flatten((model, args, kwargs))
+    pos = tuple(i for i, x in enumerate(leaves) if eqx.is_array(x))
+    dyn = [leaves[i] for i in pos]
+    for i in pos:
+        leaves[i] = None
+    return dyn, Static(treedef, leaves, pos)
+
+
+def call_model(static: Static, dyn: list, state: Any) -> Any:
+    leaves = list(static.leaves)
+    for i, a in zip(static.array_pos, dyn, strict=True):
+        leaves[i] = a
+    model, args, kwargs = static.treedef.unflatten(leaves)
+    return model(state, *args, **kwargs)
+
+
+def unstack(space: AbstractSpace, block: Any) -> Any:
+    """Point 0 of a block: the free leaves without their leading dimension."""
+    return jax.tree.map(lambda ax, sub: sub if ax is None else jax.tree.map(lambda x: x[0], sub),
+                        space.in_axes, block, is_leaf=lambda x: x is None)
+
+
+def short_error(e: BaseException) -> str:
+    """``Type: message``, cut to the line that says what went wrong (runtime errors raised through
+    callbacks carry whole tracebacks in their message; the full error stays the ``__cause__``)."""
+    text = str(e)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "RuntimeError: " in ln and "JaxRuntimeError" not in ln:
+            return ln.split("RuntimeError: ", 1)[1] if ln.startswith("_") else ln
+    first = lines[0] if lines else ""
+    return f"{type(e).__name__}: {first[:500]}"
+
+
+def describe_point(space: AbstractSpace, i: int) -> str:
+    """``point 7 (a=0.5, b=-1.0)``: the index and the free scalar Parameters' values."""
+    try:
+        state = space[i]
+        vals = [f"{p.name}={np.asarray(p.value).item():.6g}"
+                for p in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, Parameter))
+                if isinstance(p, Parameter) and p.free and np.size(p.value) == 1]
+    except Exception:  # describing must never hide the real error
+        vals = []
+    return f"point {i}" + (f" ({', '.join(vals)})" if vals else "")
+
+
+def diagnose_trace_error(op: str, model: Callable, space: AbstractSpace, args: tuple, kwargs: dict,
+                         err: Exception) -> ModelError:
+    """The error for a model that failed while traced: it raises on point 0, or cannot be traced."""
+    where = describe_point(space, 0)
+    try:
+        model(space[0], *args, **kwargs)
+    except Exception as e2:
+        out = ModelError(f"{op}: the model raised on {where}: {short_error(e2)}", 0)
+        out.__cause__ = e2
+        return out
+    out = ModelError(
+        f"{op}: the model runs on {where} when called directly, but fails when traced by jax.vmap / jax.jit: "
+        f"{short_error(err)}\nPython control flow on parameter values (if, float(), int(), bool()) must "
+        "become jnp.where / jax.lax.cond; SequentialExecution runs such models point by point, for debugging.",
+    )
+    out.__cause__ = err
+    return out
+
+
+def output_layout(static: Static, space: AbstractSpace, dyn: Any) -> tuple[Layout, Any]:
+    """The layout of one point's output, and the array part as ShapeDtypeStructs (one trace, cached)."""
+    return _cached(("layout", static, _avals(space), _avals(dyn)), lambda: _output_layout(static, space, dyn))
+
+
+def _output_layout(static: Static, space: AbstractSpace, dyn: Any) -> tuple[Layout, Any]:
+    box = []
+
+    def one(space, tok, dyn):
+        out = call_model(static, dyn, unstack(space, space.block(tok, 1)))
+        arrays, rest = eqx.partition(out, eqx.is_array)
+        box.append(rest)
+        return arrays
+
+    shapes = jax.eval_shape(one, space, space.block_start(0), dyn)
+    return Layout(eqx.combine(shapes, box[0])), shapes
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled sweep
+# ---------------------------------------------------------------------------------------------
+
+
+def block(space: AbstractSpace, tok, size: int, offset) -> Any:
+    """``space.block(tok, size, offset)``, faster for a `GridSpace`.
+
+    A grid's coordinates are the flat index in mixed radix. ``GridGen.advance`` divides by the axis
+    sizes held as traced leaves, and x86 has no vector integer division: about 15 ns per point, a
+    third of a cheap model's cost. The sizes are also static (the space's axes are PyTree aux data,
+    so they are already part of the compiled program's identity): dividing by constants compiles to
+    multiply-and-shift and costs about 2 ns per point. Same integers, so bitwise the same points
+    (tested against ``space.block``).
+    """
+    gen = getattr(space, "_gen", None)
+    if not isinstance(gen, GridGen) or len(space.axes) != gen.d:
+        return space.block(tok, size, offset)
+    ns = [np.uint32(a.size) for a in space.axes]
+    tok = jnp.asarray(tok).astype(jnp.uint32)
+    carry = jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
+    cs = [None] * gen.d
+    for j in reversed(range(gen.d)):
+        t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31
+        cs[j], carry = t % ns[j], t // ns[j]
+    past = carry > 0  # past the last point: repeat it
+    enc = jnp.stack([jnp.where(past, ns[j] - 1, cs[j]) for j in range(gen.d)])
+    return space._assemble(gen.values(enc))
+
+
+def _sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, mesh: Mesh | None,
+           space: AbstractSpace, tok, n_map, dyn):
+    def one(state, dyn):
+        return eqx.filter(call_model(static, dyn, state), eqx.is_array)
+
+    def per_device(space, tok, n_map, dyn):
+        base = 0 if mesh is None else lax.axis_index(_AXIS) * (n_map * n_vmap)
+        chunk = jax.vmap(one, in_axes=(space.in_axes, None))
+
+        def body(j, buf):
+            out = chunk(block(space, tok, n_vmap, base + j * n_vmap), dyn)
+            return jax.tree.map(lambda b, o: lax.dynamic_update_slice_in_dim(b, o.astype(b.dtype), j * n_vmap, 0),
+                                buf, out)
+
+        buf = jax.tree.map(lambda s: jnp.zeros((max_map * n_vmap,) + s.shape, s.dtype), arr_struct)
+        return lax.fori_loop(0, n_map, body, buf)
+
+    if mesh is None:
+        return per_device(space, tok, n_map, dyn)
+    p = PartitionSpec()
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(p, p, p, p), out_specs=PartitionSpec(_AXIS),
+                         check_vma=False)(space, tok, n_map, dyn)
+
+
+def _point(static: Static, space: AbstractSpace, tok, dyn):
+    return eqx.filter(call_model(static, dyn, unstack(space, space.block(tok, 1))), eqx.is_array)
+
+
+def _avals(tree: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((np.shape(x), x.dtype, getattr(x, "weak_type", False)) for x in leaves)
+
+
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_RATES: dict = {}  # points per second of each compiled sweep (keys of _CACHE), to size calls
+_CACHE_SIZE = 16
+
+
+def _cached(key: tuple, make: Callable) -> Any:
+    hit = _CACHE.get(key)
+    if hit is None:
+        hit = _CACHE[key] = make()
+        while len(_CACHE) > _CACHE_SIZE:
+            _RATES.pop(_CACHE.popitem(last=False)[0], None)
+    else:
+        _CACHE.move_to_end(key)
+    return hit
+
+
+@functools.cache
+def mesh_of(devices: tuple) -> Mesh:
+    return Mesh(np.array(devices), (_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def compile_sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, devices: tuple, space, dyn):
+    mesh = None if len(devices) == 1 else mesh_of(devices)
+    key = ("sweep", static, n_vmap, max_map, devices, _avals(space), _avals(dyn))
+
+    def make():
+        fn = jax.jit(functools.partial(_sweep, static, arr_struct, n_vmap, max_map, mesh))
+        return fn.lower(space, space.block_start(0), np.int32(1), dyn).compile()
+
+    return _cached(key, make), key
+
+
+def compile_point(static: Static, space, dyn):
+    key = ("point", static, _avals(space), _avals(dyn))
+    return _cached(key, lambda: jax.jit(functools.partial(_point, static)).lower(
+        space, space.block_start(0), dyn).compile())
+
+
+def place(tree: Any, devices: tuple) -> Any:
+    """Arrays replicated over the devices once, so calls do not copy them again. (Across processes
+    the devices are not all addressable: there every process passes its own identical copy.)"""
+    if _multiprocess() or (len(devices) == 1 and devices[0] == jax.devices()[0]):
+        return tree  # the default device: jit places the (small, or already there) inputs itself
+    if len(devices) == 1:
+        return jax.device_put(tree, devices[0])
+    return jax.device_put(tree, NamedSharding(mesh_of(devices), PartitionSpec()))
+
+
+# ---------------------------------------------------------------------------------------------
+# The host loop
+# ---------------------------------------------------------------------------------------------
+
+
+def _multiprocess() -> bool:
+    return jax.process_count() > 1
+
+
+def _fetch(out: list, n_dev: int, per_dev: int, count: int) -> list[np.ndarray]:
+    """The ``count`` real rows of a call's output leaves, as host arrays."""
+    host = []
+    for leaf in out:
+        if n_dev == 1:
+            host.append(np.asarray(leaf)[:count])
+            continue
+        if _multiprocess():
+            from jax.experimental import multihost_utils
+
+            full = np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+            parts = full.reshape((n_dev, -1) + full.shape[1:])[:, :per_dev]
+        else:
+            shards = sorted(leaf.addressable_shards, key=lambda s: s.index[0].start or 0)
+            parts = [np.asarray(s.data)[:per_dev] for s in shards]
+        host.append(np.concatenate(parts)[:count])
+    return host
+
+
+def _agree(value: int) -> int:
+    """Process 0's value on every process (decisions that shape the programs must agree)."""
+    if not _multiprocess():
+        return value
+    from jax.experimental import multihost_utils
+
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def barrier(name: str) -> None:
+    """Wait for every process (no-op in one process)."""
+    if _multiprocess():
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
+class Sweep:
+    """One sweep on the devices: ``run(ranges, on_block)`` computes the points of ``ranges`` and hands
+    every finished call to ``on_block(start, count, host_leaves)``."""
+
+    def __init__(self, op: str, static: Static, space: AbstractSpace, dyn: Any, arr_struct: Any, n_vmap: int,
+                 max_map: int, devices: tuple):
+        self.op, self.static, self.n_vmap, self.max_map, self.devices = op, static, n_vmap, max_map, devices
+        self.space = place(space, devices)
+        self.dyn = place(dyn, devices)
+        self.user_space = space
+        self.G = len(devices) * n_vmap
+        self.compiled, self.key = compile_sweep(static, arr_struct, n_vmap, max_map, devices, self.space, self.dyn)
+
+    def _call(self, start: int, n_map: int):
+        out = self.compiled(self.space, self.user_space.block_start(start), np.int32(n_map), self.dyn)
+        return jax.tree.leaves(out)
+
+    def _get(self, out, n_map: int, count: int) -> list[np.ndarray]:
+        return _fetch(out, len(self.devices), n_map * self.n_vmap, count)
+
+    def run(self, ranges: list[tuple[int, int]], on_block: Callable[[int, int, list[np.ndarray]], None]) -> None:
+        G, pending, last_ready = self.G, collections.deque(), 0.0
+
+        def size_for(rate: float) -> int:  # chunks per device for a call of about _CALL_SECONDS
+            return _agree(max(1, min(self.max_map, int(_CALL_SECONDS * rate / G))))
+
+        # A program that ran before knows its speed; otherwise a first call of one chunk per device
+        # measures it (and is waited for before the next call is sized).
+        known = _RATES.get(self.key)
+        probe = bool(_agree(known is None))
+        n_map_cur = 1 if probe else size_for(known or 1.0)  # (only process 0's value counts)
+
+        def finish() -> float:
+            nonlocal last_ready
+            start, count, n_map, out, t0 = pending.popleft()
+            try:
+                host = self._get(out, n_map, count)
+            except Exception as e:
+                pending.clear()
+                raise self._locate(start, count, e) from e
+            t1 = time.perf_counter()
+            took = t1 - max(t0, last_ready)
+            last_ready = t1
+            rate = count / max(took, 1e-6)
+            if took > 0.01 or self.key not in _RATES:  # short calls measure dispatch, not speed
+                _RATES[self.key] = rate
+            on_block(start, count, host)
+            return rate
+
+        for a, b in ranges:
+            p = a
+            while p < b:
+                count = min(b - p, n_map_cur * G)
+                n_map = -(-count // G)
+                try:
+                    out = self._call(p, n_map)
+                except Exception as e:
+                    raise self._locate(p, count, e) from e
+                pending.append((p, count, n_map, out, time.perf_counter()))
+                p += count
+                if probe or len(pending) > 1:
+                    n_map_cur = size_for(finish())
+                    probe = False
+        while pending:
+            finish()
+
+    def _locate(self, start: int, count: int, err: Exception) -> ModelError:
+        """Bisect a failed call down to one chunk per device, then try its points one by one."""
+        op, space = self.op, self.user_space
+        what = short_error(err)
+        if _multiprocess():
+            return ModelError(f"{op}: the model failed on a point in [{start}, {start + count}): {what}")
+        G = self.G
+
+        def fails(lo: int, n_map: int) -> bool:
+            try:
+                self._get(self._call(lo, n_map), n_map, n_map * G)
+                return False
+            except Exception:
+                return True
+
+        lo, hi = start, start + count
+        while hi - lo > G:
+            half = -(-(hi - lo) // G) // 2
+            if fails(lo, half):
+                hi = lo + half * G
+            else:
+                lo += half * G
+        # one device: a replicated program would broadcast the failing callback's result to the
+        # other devices, which then wait forever for it
+        sp, dyn = place(space, self.devices[:1]), place(self.dyn, self.devices[:1])
+        point = compile_point(self.static, sp, dyn)
+        for i in range(lo, min(hi, space.N)):
+            try:
+                jax.block_until_ready(point(sp, space.block_start(i), dyn))
+            except Exception as e:
+                return ModelError(f"{op}: the model failed on {describe_point(space, i)}: {short_error(e)}", i)
+        return ModelError(f"{op}: the model failed on a point in [{start}, {start + count}): {what}")
+
+
+def auto_n_vmap(n_points: int, n_dev: int, bytes_per_point: int, platform: str) -> int:
+    """The automatic chunk: 1024 points on CPU (2**14 on accelerators), fewer when a chunk's outputs
+    would pass a quarter of the call buffer, then evened out so the devices' shares split into
+    equal chunks (least padding)."""
+    cap = _CHUNK_CPU if platform == "cpu" else _CHUNK_ACCEL
+    cap = max(1, min(cap, _CALL_BYTES // (4 * max(bytes_per_point, 1))))
+    per_dev = -(-n_points // n_dev)
+    return -(-per_dev // -(-per_dev // cap))
+
+
+def max_chunks(n_points: int, G: int, bytes_per_point: int) -> int:
+    """Chunks per device in the largest call: within `_CALL_BYTES`, the sweep, and 32-bit offsets."""
+    return max(1, min(_CALL_BYTES // (G * max(bytes_per_point, 1)), -(-n_points // G), _MAX // G))
+
+
+# ---------------------------------------------------------------------------------------------
+# Progress
+# ---------------------------------------------------------------------------------------------
+
+
+def _interactive() -> bool:
+    ipython = sys.modules.get("IPython")
+    if ipython is not None:
+        try:
+            shell = ipython.get_ipython()
+            if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+                return True
+        except Exception:
+            pass
+    try:
+        return sys.stderr.isatty()
+    except Exception:
+        return False
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    """A tqdm bar (points, points/s, ETA) on a terminal or in a notebook, on process 0; else None."""
+    if not enabled or jax.process_index() != 0 or not _interactive():
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc=desc, unit="pt", unit_scale=True, dynamic_ncols=True)

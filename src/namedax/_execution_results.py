@@ -1,0 +1,367 @@
+"""`Results`: a sweep's outputs as host numpy arrays, one row per point, read back by index or by name.
+
+The executors hand their outputs over as one numpy array per output leaf, of shape ``(N, ...)``.
+`Results` only indexes into them: ``results[i]`` is a few microseconds (rebuilding the model's
+output PyTree around ``leaf[i]`` views), ``list(results)`` over 10^4 points takes milliseconds.
+The output layout (`Layout`) is read once from the model's output structure: every entry of the
+PyTree is a plain array, a `NamedArray` (its axes are kept, its array is a leaf) or a static
+non-array value (returned as is for every point). A `Parameter` in the output stands for its value
+(as it does in the model's arithmetic), so ``return state["a"]`` and ``return -state["a"]`` have the
+same structure.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._axis import Axis
+from ._core import _is_named, _new
+from ._spaces_base import AbstractSpace
+from ._spaces_param import Parameter
+
+_ARRAY, _STATIC = 0, 1  # kinds: (_ARRAY, leaf index, own axes or None), (_STATIC, value)
+
+
+def _is_entry(x) -> bool:
+    return _is_named(x) or isinstance(x, Parameter)
+
+
+def _is_arraylike(x) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | jax.ShapeDtypeStruct | np.generic)
+
+
+def _wrap(value, kind) -> Any:
+    """An array leaf put back in its NamedArray, if it came in one."""
+    if kind[2] is not None:
+        value = _new(value, kind[2])
+    return value
+
+
+class Layout:
+    """The structure of one point's output: entries (plain arrays, NamedArrays, static values) of a
+    PyTree, and the shape and dtype of every array leaf (without the leading point dimension)."""
+
+    def __init__(self, example: Any):
+        entries, self.treedef = jax.tree.flatten(example, is_leaf=_is_entry)
+        self.kinds: list[tuple] = []
+        self.shapes: list[tuple[int, ...]] = []
+        self.dtypes: list[np.dtype] = []
+        self.paths: list[str] = []
+        paths = [jax.tree_util.keystr(p, simple=True, separator=".")
+                 for p, _ in jax.tree_util.tree_flatten_with_path(example, is_leaf=_is_entry)[0]]
+        self.entry_paths = [p or "output" for p in paths]
+        for path, e in zip(paths, entries, strict=True):
+            if isinstance(e, Parameter):  # a Parameter stands for its value, in outputs too
+                e = e.value
+            arr = e.array if _is_named(e) else e
+            if _is_arraylike(arr):
+                k = len(self.shapes)
+                self.shapes.append(tuple(arr.shape))
+                self.dtypes.append(np.dtype(arr.dtype))
+                self.paths.append(path or "output")
+                self.kinds.append((_ARRAY, k, e.axes if _is_named(e) else None))
+            else:
+                self.kinds.append((_STATIC, e))
+
+    @property
+    def bytes_per_point(self) -> int:
+        return sum(int(np.prod(s, dtype=np.int64)) * d.itemsize for s, d in zip(self.shapes, self.dtypes, strict=True))
+
+    def describe(self) -> list[str]:
+        """A stable description (for checkpoint manifests): the tree and every leaf's shape and dtype."""
+        out = [str(self.treedef)]
+        for kind in self.kinds:
+            if kind[0] == _STATIC:
+                out.append(f"static {_stable_repr(kind[1])}")
+            else:
+                k = kind[1]
+                axes = f" axes {[(a.name, a.size) for a in kind[2]]}" if kind[2] is not None else ""
+                out.append(f"{self.paths[k]}: {self.dtypes[k].str}{list(self.shapes[k])}{axes}")
+        return out
+
+    def allocate(self, n: int) -> list[np.ndarray]:
+        """Uninitialised host arrays for ``n`` points (numpy maps the pages lazily: unused, they cost
+        nothing)."""
+        return [np.empty((n,) + s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
+
+
+def _stable_repr(x) -> str:
+    """repr without memory addresses (so manifests compare across processes)."""
+    import re
+
+    if callable(x) and hasattr(x, "__qualname__"):
+        return f"{getattr(x, '__module__', '?')}.{x.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
+
+
+class Results:
+    """The outputs of a sweep, one per point of the space, as host numpy arrays.
+
+    Returned by `ParallelExecution.run` and `SequentialExecution.run`; not built by hand.
+
+    - ``len(results)`` is the number of points N.
+    - ``results[i]`` (an int, negative counts from the end, numpy ints too) is the model's output
+      PyTree for point ``i``, with numpy leaves (views, no copy): microseconds per call.
+    - ``results[a:b]`` (any slice) is the outputs of those points stacked along a new leading
+      dimension (a `NamedArray` output gets a leading axis named after the space's axis, or
+      ``point`` for a grid).
+    - iterating gives ``results[0], results[1], ...``.
+    - `named` gives the outputs over the space's axes (a grid sweep comes back as a grid), and
+      `to_xarray` an ``xarray`` object with the space's coordinates.
+
+    Attributes:
+        space: the swept space.
+
+    Examples:
+        >>> import numpy as np
+        >>> from namedax.spaces import GridSpace, Parameter
+        >>> from namedax.execution import ParallelExecution
+        >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True)}, n=5)
+        >>> results = ParallelExecution(lambda s: {"sq": s["a"] ** 2, "neg": -s["a"]}, space).run()
+        >>> len(results), results[-1]
+        (5, {'neg': np.float32(-1.0), 'sq': np.float32(1.0)})
+        >>> results[1:3]["sq"]
+        array([0.0625, 0.25  ], dtype=float32)
+    """
+
+    __slots__ = ("_arrays", "_layout", "_space", "_N", "_single")
+
+    def __init__(self, arrays: list[np.ndarray], layout: Layout, space: AbstractSpace):
+        for a in arrays:  # results are values: read-only (some are views of device buffers anyway)
+            a.flags.writeable = False
+        self._arrays = arrays
+        self._layout = layout
+        self._space = space
+        self._N = space.N
+        k0 = layout.kinds[0]
+        single = layout.treedef.num_nodes == 1 and k0[0] == _ARRAY and k0[2] is None
+        self._single = arrays[0] if single else None
+
+    @property
+    def space(self) -> AbstractSpace:
+        """The swept space."""
+        return self._space
+
+    def __len__(self) -> int:
+        return self._N
+
+    def _build(self, pick) -> Any:
+        """The output PyTree with every array leaf replaced by ``pick(array)``, rewrapped."""
+        arrays, parts = self._arrays, []
+        for kind in self._layout.kinds:
+            parts.append(kind[1] if kind[0] == _STATIC else _wrap(pick(arrays[kind[1]]), kind))
+        return self._layout.treedef.unflatten(parts)
+
+    def __getitem__(self, i) -> Any:
+        """The output of point ``i``, or the stacked outputs of the points of a slice."""
+        if type(i) is not int:
+            if isinstance(i, slice):
+                return self._slice(i)
+            if isinstance(i, bool | np.bool_):
+                raise TypeError(f"Results: a point index must be an int or a slice, got {i!r}")
+            try:
+                i = operator.index(i)
+            except TypeError:
+                raise TypeError(
+                    f"Results: a point index must be an int or a slice, got {type(i).__name__}: {i!r}"
+                ) from None
+        n = self._N
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"Results: index {i if i >= 0 else i - n} is out of range for {n} points")
+        if self._single is not None:
+            return self._single[i]
+        return self._build(lambda a: a[i])
+
+    def _slice(self, sl: slice) -> Any:
+        if self._single is not None:
+            return self._single[sl]
+        size = len(range(self._N)[sl])
+        space_axes = self._space.axes
+        lead = Axis(space_axes[0].name if len(space_axes) == 1 else "point", size)
+        arrays, parts = self._arrays, []
+        for kind in self._layout.kinds:
+            if kind[0] == _STATIC:
+                parts.append(kind[1])
+                continue
+            axes = kind[2]
+            if axes is not None:
+                if any(ax.name == lead.name for ax in axes):
+                    raise ValueError(f"Results slicing: the output NamedArray with axes {axes} already has an axis "
+                                     f"{lead.name!r}, so the stacked points cannot take that name; index points one "
+                                     "at a time or use Results.named()")
+                axes = (lead,) + tuple(axes)
+            parts.append(_wrap(arrays[kind[1]][sl], (_ARRAY, kind[1], axes)))
+        return self._layout.treedef.unflatten(parts)
+
+    def __iter__(self) -> Iterator:
+        """The outputs of the points in order; each call starts a new iterator."""
+        if self._single is not None:
+            return iter(self._single)
+        return (self[i] for i in range(self._N))
+
+    def points(self, indices: slice | range | Sequence[int] | np.ndarray | None = None) -> Any:
+        """The states of the swept points at ``indices`` (all by default), free leaves stacked: the
+        same as ``results.space.points(indices)``.
+
+        Examples:
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import SequentialExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True)}, n=3)
+            >>> results = SequentialExecution(lambda s: s["a"] * 2, space).run()
+            >>> results.points()["a"].value, results[:]
+            (Array([0. , 0.5, 1. ], dtype=float32), array([0., 1., 2.], dtype=float32))
+        """
+        return self._space.points(indices)
+
+    # ---- by name ----
+    def _space_shape(self) -> tuple[tuple[Axis, ...], tuple[int, ...]]:
+        axes = self._space.axes
+        return axes, tuple(a.size for a in axes)
+
+    def _entry_axes(self, kind, op: str) -> tuple[Axis, ...]:
+        space_axes, _ = self._space_shape()
+        k = kind[1]
+        own = tuple(kind[2]) if kind[2] is not None else tuple(Axis(f"dim_{j}", s)
+                                                                for j, s in enumerate(self._layout.shapes[k]))
+        clash = sorted({a.name for a in own} & {a.name for a in space_axes})
+        if clash:
+            raise ValueError(
+                f"Results.{op}: output {self._layout.paths[k]!r} has axes {own}, and {clash} also name axes of the "
+                f"space {space_axes}; rename the output's axes (nx.rename) in the model"
+            )
+        return space_axes + own
+
+    def named(self) -> Any:
+        """The outputs as `NamedArray`\\ s over the space's axes first.
+
+        A `GridSpace` sweep comes back as a grid with one axis per free Parameter (flat point order
+        is row-major, so this is a reshape, no copy on the host); `DataSpace` and `UniformSpace`
+        sweeps have their one axis (``data``, ``sample``). A NamedArray output keeps its own axes
+        after the space's; a plain array output's trailing dimensions become axes ``dim_0``,
+        ``dim_1``, ... Static (non-array) outputs are returned unchanged.
+
+        Returns:
+            The model's output PyTree with every array replaced by a NamedArray (jax arrays).
+
+        Raises:
+            ValueError: an output's own axis has the name of an axis of the space.
+
+        Examples:
+            >>> import jax.numpy as jnp
+            >>> import namedax as nx
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
+            ...          "b": Parameter("b", 0.0, low=0.0, high=2.0, free=True)}
+            >>> space = GridSpace(state, n={"a": 2, "b": 3})
+            >>> Time = nx.Axis("time", 4)
+            >>> def model(s):
+            ...     return {"sum": s["a"] + s["b"], "trace": nx.arange(Time) * s["a"]}
+            >>> out = ParallelExecution(model, space).run().named()
+            >>> out["sum"].axes
+            (Axis('a', 2), Axis('b', 3))
+            >>> out["sum"].array
+            Array([[0., 1., 2.],
+                   [1., 2., 3.]], dtype=float32)
+            >>> out["trace"].axes
+            (Axis('a', 2), Axis('b', 3), Axis('time', 4))
+        """
+        import jax.numpy as jnp
+
+        _, shape = self._space_shape()
+
+        parts = []
+        for kind in self._layout.kinds:
+            if kind[0] == _STATIC:
+                parts.append(kind[1])
+                continue
+            a = self._arrays[kind[1]]
+            v = _new(jnp.asarray(a.reshape(shape + a.shape[1:])), self._entry_axes(kind, "named"))
+            parts.append(v)
+        return self._layout.treedef.unflatten(parts)
+
+    def to_xarray(self) -> Any:
+        """The outputs as an ``xarray.DataArray`` (one array output) or ``xarray.Dataset`` (several, e.g.
+        a dict: one variable per entry, named by its key path), over the space's axes.
+
+        Dimensions are named as in `named`; the space's axes get ``space.coords()`` as coordinates
+        (the parameter values of a grid). For a `UniformSpace` or `DataSpace`, every free scalar
+        Parameter is added as a coordinate along the space's axis (a parameter value per point).
+        Static outputs go to ``attrs``. Needs the optional ``xarray`` package.
+
+        Returns:
+            ``xarray.DataArray`` or ``xarray.Dataset``.
+
+        Raises:
+            ModuleNotFoundError: xarray is not installed (``pip install 'namedax[xarray]'``).
+            ValueError: the output has no arrays, or an output's axis has the name of a space axis.
+
+        Examples:
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
+            ...          "b": Parameter("b", 0.0, low=0.0, high=2.0, free=True)}
+            >>> da = ParallelExecution(lambda s: s["a"] * s["b"], GridSpace(state, n=3)).run().to_xarray()
+            >>> da.dims, da.sel(a=0.5, b=2.0).item()
+            (('a', 'b'), 1.0)
+        """
+        try:
+            import xarray as xr
+        except ImportError:
+            raise ModuleNotFoundError(
+                "Results.to_xarray needs xarray, which is not installed: pip install 'namedax[xarray]' "
+                "(or pip install xarray)"
+            ) from None
+        _, shape = self._space_shape()
+        space_axes = self._space.axes
+        coords: dict[str, Any] = dict(self._space.coords())
+        if len(space_axes) == 1 and type(self._space).__name__ != "GridSpace":
+            coords.update(self._parameter_coords(space_axes[0].name))
+        variables, attrs = {}, {}
+        for kind in self._layout.kinds:
+            if kind[0] == _STATIC:
+                continue
+            k = kind[1]
+            dims = [a.name for a in self._entry_axes(kind, "to_xarray")]
+            a = self._arrays[k]
+            variables[self._layout.paths[k]] = (dims, a.reshape(shape + a.shape[1:]))
+        for p, kind in zip(self._layout.entry_paths, self._layout.kinds, strict=True):
+            if kind[0] == _STATIC and isinstance(kind[1], str | int | float | bool | np.generic):
+                attrs[p] = kind[1]
+        if not variables:
+            raise ValueError("Results.to_xarray: the model's output holds no arrays")
+        if len(variables) == 1 and self._layout.treedef.num_nodes == 1:
+            (name, (dims, data)), = variables.items()
+            return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
+        # the same dim_k can have different sizes in different variables: give those their own names
+        sizes: dict[str, set] = {}
+        for dims, data in variables.values():
+            for d, s in zip(dims, data.shape, strict=True):
+                sizes.setdefault(d, set()).add(s)
+        for name, (dims, data) in list(variables.items()):
+            dims = [f"{name}.{d}" if len(sizes[d]) > 1 else d for d in dims]
+            variables[name] = (dims, data)
+        return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+    def _parameter_coords(self, axis: str) -> dict[str, Any]:
+        if self._N > 10**8:
+            return {}
+        pts = self._space.points()
+        found = {}
+        for p in jax.tree.leaves(pts, is_leaf=lambda x: isinstance(x, Parameter)):
+            if isinstance(p, Parameter) and p.free and np.shape(p.value) == (self._N,) and p.name != axis:
+                found[p.name] = (axis, np.asarray(p.value))
+        return found
+
+    def __repr__(self) -> str:
+        axes = ", ".join(f"{a.name}: {a.size}" for a in self._space.axes)
+        outs = ", ".join(f"{p}: {d.name}{list(s)}" for p, s, d in
+                         zip(self._layout.paths, self._layout.shapes, self._layout.dtypes, strict=True))
+        return f"Results({self._N} points of {type(self._space).__name__}({axes}); outputs {outs})"

@@ -1,0 +1,420 @@
+"""Executors: run a model over every point of a space, on every device, and get the results by name.
+
+``ParallelExecution(model, space, *args, **kwargs).run()`` evaluates ``model(state, *args, **kwargs)``
+at every point of a `namedax.spaces` space and returns `Results`: ``results[i]`` is the output at
+point ``i``, ``results.named()`` the outputs over the space's axes (a grid sweep comes back as a
+grid), ``results.to_xarray()`` an xarray object with the parameter values as coordinates.
+`SequentialExecution` does the same one point at a time, for debugging.
+
+How a parallel sweep runs:
+
+- Points are computed on device from their flat index, a chunk at a time (``space.block``): no
+  grid is built anywhere, and memory is a few bytes per point beyond the outputs.
+- Each device runs ``lax.map``-style loops over vmapped chunks of ``n_vmap`` points (on CPU chunks
+  of about 10^3 points are several times faster than one vmap over everything). The devices work
+  through ``jax.shard_map`` over a one-axis mesh, each on its own contiguous run of points.
+- The host calls that program block after block, sizing each block to about a second of compute
+  (and at most 64 MB of outputs), copies finished blocks into numpy arrays while the next one runs,
+  shows a progress bar (tqdm) on a terminal or in a notebook, and with ``checkpoint_dir`` writes
+  every finished block to disk, so an interrupted sweep resumes where it stopped.
+- Padding (when N is not a multiple of ``n_vmap`` times the devices) repeats the last real point,
+  so the model never sees a made-up state, and never reaches the results.
+
+Results do not depend on ``n_vmap`` or ``n_pmap`` (up to float rounding of the model under vmap).
+
+    >>> import jax.numpy as jnp
+    >>> from namedax.spaces import GridSpace, Parameter
+    >>> from namedax.execution import ParallelExecution
+    >>> state = {"k": Parameter("k", 1.0, low=0.0, high=2.0, free=True),
+    ...          "x0": Parameter("x0", 1.0, low=1.0, high=3.0, free=True)}
+    >>> def decay(state, t):
+    ...     return state["x0"] * jnp.exp2(-state["k"] * t)   # halves every 1 / k
+    >>> results = ParallelExecution(decay, GridSpace(state, n={"k": 3, "x0": 2}), 1.0).run()
+    >>> grid = results.named()
+    >>> grid.axes
+    (Axis('k', 3), Axis('x0', 2))
+    >>> grid.array
+    Array([[1.  , 3.  ],
+           [0.5 , 1.5 ],
+           [0.25, 0.75]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import os
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import _execution_engine as _e
+from ._execution_checkpoint import Checkpoint, manifest
+from ._execution_engine import ModelError
+from ._execution_results import Layout, Results
+from ._spaces_base import AbstractSpace
+
+__all__ = ["ModelError", "ParallelExecution", "Results", "SequentialExecution"]
+
+ModelError.__module__ = __name__  # its public home, in tracebacks
+
+
+def _available() -> str:
+    devs = jax.devices()
+    procs = f" over {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    return f"{len(devs)} available device{'s' * (len(devs) != 1)}{procs}: {devs}"
+
+
+def _check_common(op: str, model, statespace, progress) -> None:
+    if not callable(model):
+        raise TypeError(f"{op}: `model` must be callable as model(state, *args, **kwargs), got "
+                        f"{type(model).__name__}: {model!r}")
+    if not isinstance(statespace, AbstractSpace):
+        raise TypeError(f"{op}: `statespace` must be a space from namedax.spaces (GridSpace, UniformSpace, "
+                        f"DataSpace), got {type(statespace).__name__}")
+    if not isinstance(progress, bool | np.bool_):
+        raise TypeError(f"{op}: `progress` must be a bool, got {progress!r}")
+
+
+def _count(op: str, value, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool | np.bool_):
+        raise TypeError(f"{op}: `{what}` must be an int or None, got {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{op}: `{what}` must be an int or None, got {type(value).__name__}: {value!r}") from None
+    return value
+
+
+def _select_devices(op: str, n_pmap: int | None) -> tuple:
+    """The devices of the mesh: the first ``n_pmap`` (every process contributes equally when
+    several processes run), or all of them."""
+    devs = jax.devices()
+    n_proc = jax.process_count()
+    if n_pmap is None:
+        return tuple(devs)
+    if n_proc == 1:
+        return tuple(devs[:n_pmap])
+    if n_pmap % n_proc:
+        raise ValueError(f"{op}: `n_pmap`={n_pmap} is not a multiple of the {n_proc} processes; in a multi-process "
+                         f"run every process takes the same number of devices (n_pmap=None uses all); {_available()}")
+    per: dict[int, list] = {}
+    for d in devs:
+        per.setdefault(d.process_index, []).append(d)
+    k = n_pmap // n_proc
+    short = {p: len(v) for p, v in per.items() if len(v) < k}
+    if short:
+        raise ValueError(f"{op}: `n_pmap`={n_pmap} needs {k} devices on each process, but processes {short} have "
+                         f"fewer; {_available()}")
+    return tuple(d for p in sorted(per) for d in per[p][:k])
+
+
+class ParallelExecution:
+    """Run a model over every point of a space, vectorised on each device and spread over devices.
+
+    ``model(state, *args, **kwargs)`` is called with the state of a point (the space's state PyTree
+    with the free leaves set to the point's values) and returns any PyTree of arrays (plain arrays,
+    NamedArrays, dicts of them; non-array leaves are passed through as static values).
+
+    Args:
+        model: the function to sweep; it must be traceable by ``jax.vmap`` (no Python ``if`` on
+            parameter values: use ``jnp.where`` / ``jax.lax.cond``).
+        statespace: a space from `namedax.spaces` (`GridSpace`, `UniformSpace`, `DataSpace`).
+        *args: extra positional arguments of the model (arrays are traced, the rest compiled in).
+        n_vmap: points vectorised per step on each device. None chooses automatically: 1024 on CPU
+            (2**14 on GPU / TPU), fewer when a chunk's outputs would take more than 16 MB, then
+            evened out so each device's share splits into equal chunks (least padding). An explicit
+            value is honoured.
+        n_pmap: devices to use, the first ``n_pmap`` of ``jax.devices()`` (default 1); None uses
+            all, across every process when ``jax.distributed`` is initialised.
+        checkpoint_dir: a directory where every finished block is written; a run that finds
+            blocks of the same sweep there resumes from them (see `run`).
+        progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
+            terminal or a notebook.
+        **kwargs: extra keyword arguments of the model.
+
+    Raises:
+        TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
+            ``checkpoint_dir`` is not a path, ``progress`` is not a bool.
+        ValueError: ``n_vmap < 1``, ``n_pmap < 1`` or more than the available devices (the message
+            lists them); in a multi-process run, ``n_pmap`` not a multiple of the processes.
+
+    Examples:
+        The example of the reference implementation (tvboptim), with namedax's modules:
+
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from namedax.spaces import GridSpace, Parameter
+        >>> from namedax.execution import ParallelExecution
+        >>>
+        >>> # Define a simple model
+        >>> def simulate(state):
+        ...     return state['param1'] * state['param2']
+        >>>
+        >>> # Create parameter space
+        >>> state = {
+        ...     'param1': Parameter("param1", 0.0, low=0.0, high=1.0, free=True),
+        ...     'param2': Parameter("param2", 0.0, low=-1.0, high=1.0, free=True)
+        ... }
+        >>> space = GridSpace(state, n=10)  # 100 parameter combinations
+        >>>
+        >>> # Set up parallel execution
+        >>> n_devices = jax.device_count()
+        >>> executor = ParallelExecution(
+        ...     model=simulate,
+        ...     statespace=space,
+        ...     n_vmap=5,           # Vectorize over 5 states per device
+        ...     n_pmap=n_devices    # Use all available devices
+        ... )
+        >>>
+        >>> # Execute across all parameter combinations
+        >>> results = executor.run()
+        >>>
+        >>> # Access individual results
+        >>> first_result = results[0]
+        >>> all_results = list(results)  # Convert to list
+        >>> subset_results = results[10:20]  # Slice notation
+        >>> float(first_result), len(all_results), subset_results.shape
+        (-0.0, 100, (10,))
+        >>> results.named().axes
+        (Axis('param1', 10), Axis('param2', 10))
+    """
+
+    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
+                 n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
+                 **kwargs: Any):
+        op = "ParallelExecution"
+        _check_common(op, model, statespace, progress)
+        n_vmap = _count(op, n_vmap, "n_vmap")
+        n_pmap = _count(op, n_pmap, "n_pmap")
+        if n_vmap is not None and not 1 <= n_vmap <= _e._MAX:
+            raise ValueError(f"{op}: `n_vmap` (points vectorised per device) must be in [1, 2**31 - 1], got {n_vmap}; "
+                             f"{_available()}")
+        if n_pmap is not None and not 1 <= n_pmap <= jax.device_count():
+            raise ValueError(f"{op}: `n_pmap` (devices to use) must be in [1, {jax.device_count()}], got {n_pmap}; "
+                             f"{_available()} (n_pmap=None uses all; on CPU, force more with XLA_FLAGS="
+                             "--xla_force_host_platform_device_count=N set before importing jax)")
+        if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
+            raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
+                            f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
+        self._devices = _select_devices(op, n_pmap)
+        if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
+            raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
+                             "step; use a smaller n_vmap")
+        self.model = model
+        self.statespace = statespace
+        self.args = args
+        self.kwargs = kwargs
+        self.n_vmap = n_vmap
+        self.n_pmap = n_pmap
+        self.checkpoint_dir = checkpoint_dir
+        self.progress = bool(progress)
+
+    @property
+    def devices(self) -> tuple:
+        """The devices the sweep runs on."""
+        return self._devices
+
+    def run(self) -> Results:
+        """Evaluate the model at every point of the space.
+
+        With ``checkpoint_dir``, every finished block is written there (atomically: an interrupted
+        run, even by SIGKILL, leaves only complete blocks) next to a manifest that fingerprints the
+        space, the model's output structure, the model and its arguments. A later ``run()`` with the
+        same directory loads the finished blocks and computes only the rest; the results equal an
+        uninterrupted run's. A directory holding another sweep is refused, never mixed in. In a
+        multi-process run the directory must be shared; process 0 writes it.
+
+        Returns:
+            `Results` over the space (on every process, in a multi-process run).
+
+        Raises:
+            ModelError: the model raised, or could not be traced, on a point (the message names it;
+                a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
+                down to the failing point).
+            ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
+                model or arguments).
+        """
+        op = "ParallelExecution"
+        space, model, devices = self.statespace, self.model, self._devices
+        dyn, static = _e.split(model, self.args, self.kwargs)
+        try:
+            layout, arr_struct = _e.output_layout(static, space, dyn)
+        except Exception as e:
+            raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
+        n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
+        n_vmap = self.n_vmap or _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform)
+        max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
+        arrays = layout.allocate(n)
+        ranges, ckpt = [(0, n)], None
+        if self.checkpoint_dir is not None:
+            man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model)
+            ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
+            digest = int(hashlib.sha256(repr(ranges).encode()).hexdigest()[:7], 16)
+            if _e._agree(digest) != digest:
+                raise ValueError(f"{op}: processes see different blocks in checkpoint_dir {self.checkpoint_dir!r}; "
+                                 "in a multi-process run it must be one directory that every process shares")
+        todo = sum(b - a for a, b in ranges)
+        if todo:
+            sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
+            bar = _e.progress_bar(self.progress, n, n - todo, "sweep")
+
+            def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
+                if count == n:  # the whole sweep in one call: keep its arrays, no copy
+                    arrays[:] = host
+                else:
+                    for dst, src in zip(arrays, host, strict=True):
+                        dst[start : start + count] = src
+                if ckpt is not None:
+                    ckpt.write(start, count, [a[start : start + count] for a in arrays])
+                if bar is not None:
+                    bar.update(count)
+
+            try:
+                sweep.run(ranges, on_block)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if ckpt is not None:  # process 0's last block is on disk before any process reads the directory again
+                _e.barrier("namedax checkpoint written")
+        return Results(arrays, layout, space)
+
+    def __repr__(self) -> str:
+        name = getattr(self.model, "__qualname__", type(self.model).__name__)
+        return (f"ParallelExecution({name}, {self.statespace!r}, n_vmap={self.n_vmap}, "
+                f"devices={len(self._devices)})")
+
+
+class SequentialExecution:
+    """Run a model over every point of a space one point at a time, for debugging.
+
+    The model is compiled once (``jax.jit``) and called point after point, so ``jax.debug.print``
+    and ``equinox.error_if`` report per point, and an error names its point. A model that cannot be
+    traced (Python control flow on parameter values) is called directly, without jit, on each point
+    (``space[i]``); then its outputs are checked to have the same structure at every point. Returns
+    the same `Results` as `ParallelExecution`.
+
+    Args:
+        model: the function, ``model(state, *args, **kwargs)``.
+        statespace: a space from `namedax.spaces`.
+        *args: extra positional arguments of the model.
+        progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
+        **kwargs: extra keyword arguments of the model.
+
+    Raises:
+        TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a bool.
+
+    Examples:
+        >>> from namedax.spaces import GridSpace, Parameter
+        >>> from namedax.execution import SequentialExecution
+        >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True)}, n=3)
+        >>> def model(state, scale):
+        ...     if float(state["a"]) > 0.6:       # Python control flow: runs without jit
+        ...         return state["a"] * scale
+        ...     return -state["a"]
+        >>> list(SequentialExecution(model, space, 10.0).run())
+        [np.float32(-0.0), np.float32(-0.5), np.float32(10.0)]
+    """
+
+    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True, **kwargs: Any):
+        _check_common("SequentialExecution", model, statespace, progress)
+        self.model = model
+        self.statespace = statespace
+        self.args = args
+        self.kwargs = kwargs
+        self.progress = bool(progress)
+
+    def run(self) -> Results:
+        """Evaluate the model at every point, in order.
+
+        Returns:
+            `Results` over the space.
+
+        Raises:
+            ModelError: the model raised on a point, or (when run without jit) returned a different
+                structure, shape or dtype at some point than at point 0; the message names the point.
+        """
+        op = "SequentialExecution"
+        space, model = self.statespace, self.model
+        dyn, static = _e.split(model, self.args, self.kwargs)
+        try:
+            layout, _ = _e.output_layout(static, space, dyn)
+        except Exception as e:
+            err = _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)
+            if err.point is not None:  # the model itself raised
+                raise err  # its __cause__: the model's own error
+            return self._run_eager()
+        compiled = _e.compile_point(static, space, dyn)
+        arrays = layout.allocate(space.N)
+        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+
+        def fail(i: int, e: Exception) -> ModelError:
+            return ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}", i)
+
+        def store(i: int, out) -> None:
+            try:
+                for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
+                    dst[i] = np.asarray(leaf)
+            except Exception as e:
+                raise fail(i, e) from e
+            if bar is not None:
+                bar.update(1)
+
+        try:
+            prev = None
+            for i in range(space.N):
+                try:
+                    out = compiled(space, space.block_start(i), dyn)
+                except Exception as e:
+                    raise fail(i, e) from e
+                if prev is not None:
+                    store(*prev)
+                prev = (i, out)
+            if prev is not None:
+                store(*prev)
+        finally:
+            if bar is not None:
+                bar.close()
+        return Results(arrays, layout, space)
+
+    def _run_eager(self) -> Results:
+        op = "SequentialExecution"
+        space, model, args, kwargs = self.statespace, self.model, self.args, self.kwargs
+        layout = arrays = first = None
+        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+        try:
+            for i in range(space.N):
+                try:
+                    out = model(space[i], *args, **kwargs)
+                except Exception as e:
+                    raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
+                                     f"{_e.short_error(e)}", i) from e
+                here = Layout(out)
+                if layout is None:
+                    layout, first = here, here.describe()
+                    arrays = layout.allocate(space.N)
+                elif here.describe() != first:
+                    raise ModelError(
+                        f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
+                        f"{_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point must give "
+                        "the same PyTree of the same shapes and dtypes", i)
+                for dst, leaf in zip(arrays, [x for x in jax.tree.leaves(out) if _is_array(x)], strict=True):
+                    dst[i] = np.asarray(leaf)
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+        return Results(arrays, layout, space)
+
+    def __repr__(self) -> str:
+        name = getattr(self.model, "__qualname__", type(self.model).__name__)
+        return f"SequentialExecution({name}, {self.statespace!r})"
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | np.generic)

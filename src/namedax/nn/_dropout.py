@@ -1,0 +1,126 @@
+"""`Dropout`: zero random elements, with an explicit key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+
+from .. import random as nxr
+from .._axis import Axis, AxisSelection, axis_name, to_selectors
+from .._core import NamedArray, rearrange
+from ..ops import where, zeros_like
+from ._util import key_of
+
+
+def _check_pdrop(pdrop: Any, op: str) -> float:
+    if isinstance(pdrop, bool) or not isinstance(pdrop, int | float) or not 0.0 <= pdrop <= 1.0:
+        raise ValueError(f"{op}: `pdrop` must be a float in [0, 1], got {pdrop!r}")
+    return float(pdrop)
+
+
+def dropout(
+    x: NamedArray,
+    pdrop: float,
+    broadcast_axes: AxisSelection | None = None,
+    *,
+    inference: bool = False,
+    key: Any = None,
+) -> NamedArray:
+    """Zero each element of ``x`` with probability ``pdrop`` and scale the rest by ``1 / (1 - pdrop)``.
+
+    Args:
+        x: a NamedArray.
+        pdrop: the probability of dropping an element, in ``[0, 1]``.
+        broadcast_axes: axes along which the mask is shared (e.g. a sequence axis, to drop whole
+            features); axes that ``x`` does not have are ignored, so the same setting works inside a
+            `namedax.vmap` that removed them.
+        inference: turn dropout off (``x`` is returned as is).
+        key: a PRNG key, required when dropout is active (a NamedArray without axes, such as one
+            layer's key from `Stacked`, is accepted).
+
+    Returns:
+        A NamedArray with the axes of ``x``, in their order.
+
+    Raises:
+        ValueError: ``pdrop`` is not in ``[0, 1]``, or dropout is active and ``key`` is None.
+
+    Example:
+        >>> import jax
+        >>> import namedax as nx
+        >>> x = nx.ones({"batch": 2, "embed": 1000})
+        >>> y = nx.nn.dropout(x, 0.25, key=jax.random.key(0))
+        >>> sorted(set(y.array.ravel().tolist()))  # kept elements are scaled by 1 / 0.75
+        [0.0, 1.3333]
+        >>> nx.nn.dropout(x, 0.25, inference=True) is x
+        True
+    """
+    pdrop = _check_pdrop(pdrop, "dropout")
+    if inference or pdrop == 0.0:
+        return x
+    if key is None:
+        raise ValueError(
+            f"dropout: a PRNG `key` is required while dropout is active (pdrop={pdrop}, inference=False): "
+            "pass key=..., or inference=True to turn dropout off"
+        )
+    if pdrop == 1.0:
+        return zeros_like(x)
+    shared = set() if broadcast_axes is None else {axis_name(a) for a in to_selectors(broadcast_axes)}
+    mask_axes = tuple(a for a in x.axes if a.name not in shared)
+    q = 1.0 - pdrop
+    mask = nxr.bernoulli(key_of(key, "dropout"), mask_axes, q)
+    out = where(mask, x / q, 0)
+    if out.axes != x.axes:  # the mask lacks the broadcast axes, so where() put them last
+        out = rearrange(out, tuple(a.name for a in x.axes))
+    return out
+
+
+class Dropout(eqx.Module):
+    """Dropout as a module (haliax's ``Dropout``): see `dropout`.
+
+    Randomness is explicit: an active dropout needs a ``key`` at call time. In a `Stacked` stack,
+    give each layer its own key with ``stack.fold(x, key=nx.random.split(key, Layers))``.
+
+    Attributes:
+        pdrop: the probability of dropping an element (static).
+        broadcast_axes: axes along which the mask is shared, or None (static).
+        inference: the default for the call's ``inference`` (static).
+
+    Example:
+        >>> import jax
+        >>> import namedax as nx
+        >>> drop = nx.nn.Dropout(0.5)
+        >>> x = nx.ones({"embed": 8})
+        >>> drop(x, inference=True).array.tolist()
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+        >>> set(drop(x, key=jax.random.key(1)).array.tolist()) <= {0.0, 2.0}
+        True
+    """
+
+    pdrop: float = eqx.field(static=True)
+    broadcast_axes: Axis | str | tuple[Axis | str, ...] | None = eqx.field(static=True)
+    inference: bool = eqx.field(static=True)
+
+    def __init__(self, pdrop: float = 0.5, broadcast_axes: AxisSelection | None = None, inference: bool = False):
+        """Args: see the attributes. Raises ValueError when ``pdrop`` is not in ``[0, 1]``."""
+        self.pdrop = _check_pdrop(pdrop, "Dropout")
+        self.broadcast_axes = None if broadcast_axes is None else to_selectors(broadcast_axes)
+        self.inference = bool(inference)
+
+    def __call__(self, x: NamedArray, *, key: Any = None, inference: bool | None = None) -> NamedArray:
+        """Apply dropout to ``x``.
+
+        Args:
+            x: a NamedArray.
+            key: a PRNG key, required unless dropout is off.
+            inference: True turns dropout off for this call; None uses the module's ``inference``.
+
+        Returns:
+            A NamedArray with the axes of ``x``.
+
+        Raises:
+            ValueError: dropout is active and ``key`` is None.
+        """
+        if inference is None:
+            inference = self.inference
+        return dropout(x, self.pdrop, self.broadcast_axes, inference=inference, key=key)

@@ -1,0 +1,586 @@
+"""`Stacked`: N copies of a module whose parameters share one leading ``Layers`` axis.
+
+A deep model is usually N copies of the same block. Written as a Python loop over N modules, JAX
+traces and compiles the block N times, so compile time grows with depth. `Stacked` keeps one module
+whose every parameter carries a ``Layers`` axis first, built by a single `namedax.vmap` of the
+block's constructor, and runs it with a single `jax.lax.scan` (through `namedax.fold` /
+`namedax.scan`): the block is traced once whatever the depth.
+
+Arguments follow one rule, at construction and at call time alike: **a NamedArray holding the
+``Layers`` axis is per layer** (each layer gets its slice), and NamedArrays without it are shared.
+Plain arrays differ between the two:
+
+- `Stacked.init` maps plain arrays along their first dimension, which must have size
+  ``Layers.size`` (so ``key=jax.random.split(key, Layers.size)`` gives each layer its key, as in
+  haliax);
+- `Stacked.fold` / `scan` / `vmap` never slice a plain array: it goes whole to every layer. (haliax
+  slices any array whose leading dimension happens to fit; namedax does not guess.) Make per-layer
+  data per-layer by naming it, e.g. ``nx.random.split(key, Layers)``.
+
+Inside a layer, its key (a slice of a NamedArray of keys) is a plain jax key, so ``init`` and
+``__call__`` may call `jax.random.split` on it. Called eagerly, `fold` / `scan` / `vmap` run
+through one cached `equinox.filter_jit` (an eager `jax.lax.scan` would retrace and recompile its
+body on every call), so Python side effects in a layer happen when it is traced, as under `jax.jit`.
+
+    >>> import jax
+    >>> import namedax as nx
+    >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 4)
+    >>> Out = Embed.alias("out")
+    >>> stack = nx.nn.Stacked.init(Layers, nx.nn.Linear)(Embed, Out, key=jax.random.split(jax.random.key(0), 3))
+    >>> stack.stacked.weight.axes
+    (Axis('layers', 3), Axis('out', 4), Axis('embed', 4))
+    >>> def step(layer, x):  # one layer, then back to the carry's axis name
+    ...     return nx.rename(layer(x), {"out": "embed"})
+    >>> stack.fold_via(step)(nx.ones({"batch": 2, "embed": 4})).axes
+    (Axis('batch', 2), Axis('embed', 4))
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import equinox as eqx
+import jax
+import numpy as np
+
+from .. import _kernels
+from .._axis import Axis
+from .._core import _is_named, _new
+from .._scan import fold as _fold
+from .._scan import scan as _scan
+from .._vmap import vmap as _vmap
+
+M = TypeVar("M")
+_is_array = eqx.is_array
+
+
+def _call(layer, x, /, *args, **kwargs):
+    return layer(x, *args, **kwargs)
+
+
+def _labels(fn: Callable, n: int, skip: int = 0) -> list[str]:
+    """Names for ``n`` positional arguments of ``fn`` after its first ``skip`` (for error messages only)."""
+    try:
+        ps = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ][skip:]
+    except (TypeError, ValueError):
+        ps = []
+    return [ps[i] if i < len(ps) else f"args[{i}]" for i in range(n)]
+
+
+def _plain_keys(tree: Any) -> Any:
+    """One layer's keys as plain jax keys: a key NamedArray without axes (a slice of
+    ``nx.random.split(key, Layers)``) is unwrapped, so layer code may call `jax.random.split` on it."""
+
+    def unwrap(leaf):
+        if _is_named(leaf) and not leaf.axes and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return leaf.array
+        return leaf
+
+    return jax.tree.map(unwrap, tree, is_leaf=_is_named)
+
+
+def _paths(args: tuple, kwargs: dict, labels: list[str]) -> list[str]:
+    """A readable path for every leaf of ``(args, kwargs)`` (NamedArrays are leaves)."""
+    out = []
+    for path, _ in jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_named)[0]:
+        head = labels[path[1].idx] if path[0].idx == 0 else str(path[1].key)
+        out.append(repr(head + jax.tree_util.keystr(tuple(path[2:]))))
+    return out
+
+
+def _check_per_layer(op: str, Layers: Axis, args: tuple, kwargs: dict, labels: Callable[[], list[str]]) -> None:
+    """Every NamedArray argument holding ``Layers`` must hold it with the stack's size."""
+    leaves = jax.tree.leaves((args, kwargs), is_leaf=_is_named)
+    for i, leaf in enumerate(leaves):
+        if _is_named(leaf):
+            for a in leaf.axes:
+                if a.name == Layers.name and a.size != Layers.size:
+                    raise ValueError(
+                        f"{op}: argument {_paths(args, kwargs, labels())[i]} has {a} (axes {leaf.axes}), but the "
+                        f"stack has {Layers}: a NamedArray holding {Layers.name!r} is sliced per layer, so it "
+                        f"needs size {Layers.size}"
+                    )
+
+
+def _check_policy(gradient_checkpointing: Any, unroll: Any, op: str) -> None:
+    gc = gradient_checkpointing
+    if not (gc is False or gc is True or (callable(gc) and not isinstance(gc, type))):
+        raise TypeError(
+            f"{op}: `gradient_checkpointing` must be False, True or a jax.checkpoint policy "
+            f"(e.g. jax.checkpoint_policies.nothing_saveable), got {gc!r}"
+        )
+    if not (isinstance(unroll, bool) or (isinstance(unroll, int) and unroll >= 1)):
+        raise ValueError(f"{op}: `unroll` must be an int >= 1 or a bool, got {unroll!r}")
+
+
+class Stacked(eqx.Module, Generic[M]):
+    """``Layers.size`` copies of a module, stored as one module whose parameters lead with ``Layers``.
+
+    Build one with `Stacked.init` (one vmapped call of the module's ``init``); run it with `fold`
+    (layers in sequence), `scan` (in sequence, keeping each layer's extra output), or `vmap` (every
+    layer on the same input). Compile time does not grow with depth: the layer is traced once, inside
+    one `jax.lax.scan` (or one vmap).
+
+    Per-layer arguments are NamedArrays holding ``Layers``; any other argument is passed unchanged
+    to every layer (a plain array is never sliced). ``gradient_checkpointing`` recomputes each
+    layer's internals in the backward pass instead of storing them (same results and gradients,
+    less memory).
+
+    Attributes:
+        stacked: the module, every NamedArray parameter with ``Layers`` first and every plain array
+            parameter with a leading dimension of size ``Layers.size``.
+        Layers: the stacking axis (static).
+        gradient_checkpointing: False, True (checkpoint each layer), or a `jax.checkpoint` policy
+            (static).
+        unroll: layers per iteration of the underlying `jax.lax.scan` (static; 1 keeps compile time
+            flat in depth).
+
+    Example:
+        >>> import jax
+        >>> import equinox as eqx
+        >>> import namedax as nx
+        >>> Layers, Embed, Mlp = nx.Axis("layers", 4), nx.Axis("embed", 8), nx.Axis("mlp", 16)
+        >>> class Block(eqx.Module):
+        ...     up: nx.nn.Linear
+        ...     down: nx.nn.Linear
+        ...     @classmethod
+        ...     def init(cls, *, key):
+        ...         k1, k2 = jax.random.split(key)
+        ...         return cls(nx.nn.Linear.init(Embed, Mlp, key=k1), nx.nn.Linear.init(Mlp, Embed, key=k2))
+        ...     def __call__(self, x):
+        ...         return x + self.down(nx.nn.relu(self.up(x)))
+        >>> blocks = nx.nn.Stacked.init(Layers, Block)(key=jax.random.split(jax.random.key(0), 4))
+        >>> blocks.stacked.up.weight.axes
+        (Axis('layers', 4), Axis('mlp', 16), Axis('embed', 8))
+        >>> x = nx.ones({"batch": 2, "embed": 8})
+        >>> blocks.fold(x).axes
+        (Axis('batch', 2), Axis('embed', 8))
+        >>> blocks.vmap(x).axes
+        (Axis('layers', 4), Axis('batch', 2), Axis('embed', 8))
+    """
+
+    stacked: M
+    Layers: Axis = eqx.field(static=True)
+    gradient_checkpointing: bool | Callable[..., Any] = eqx.field(static=True, default=False)
+    unroll: int | bool = eqx.field(static=True, default=1)
+
+    def __check_init__(self):
+        if type(self.Layers) is not Axis:
+            raise TypeError(f"Stacked: `Layers` must be an Axis, got {self.Layers!r}")
+        _check_policy(self.gradient_checkpointing, self.unroll, "Stacked")
+
+    # ---- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        Layers: Axis,
+        Module: type[M],
+        *,
+        gradient_checkpointing: bool | Callable[..., Any] = False,
+        unroll: int | bool = 1,
+    ) -> Callable[..., Stacked[M]]:
+        """Curried constructor: ``Stacked.init(Layers, Module)(*args, **kwargs)``.
+
+        The returned function calls ``Module.init(*args, **kwargs)`` (the constructor ``Module(...)``
+        when the class has no ``init``) once, under `namedax.vmap` over ``Layers``: NamedArrays
+        holding ``Layers`` and plain arrays are mapped (a plain array along its first dimension,
+        which must have size ``Layers.size``, e.g. ``jax.random.split(key, Layers.size)``);
+        everything else (axes, NamedArrays without ``Layers``, Python values) is shared by the layers.
+
+        Args:
+            Layers: the stacking axis, an `Axis` (its size is the number of layers).
+            Module: the module class.
+            gradient_checkpointing: False, True or a `jax.checkpoint` policy; see `Stacked`.
+            unroll: layers per scan iteration (see `jax.lax.scan`).
+
+        Returns:
+            A function of ``Module.init``'s arguments that returns a `Stacked` (an instance of ``cls``).
+
+        Raises:
+            TypeError: ``Layers`` is not an `Axis`, ``Module`` is not a class, a policy or option has
+                the wrong type, or ``Module.init`` returns an instance of another class than
+                ``Module`` (typically a subclass inheriting a staticmethod ``init`` of its parent).
+            ValueError: a plain array argument has no leading dimension of size ``Layers.size``, or a
+                NamedArray argument holds ``Layers`` with another size.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 4)
+            >>> norms = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(Embed)  # nothing per layer: 3 equal copies
+            >>> norms.stacked.weight.axes
+            (Axis('layers', 3), Axis('embed', 4))
+            >>> keys = nx.random.split(jax.random.key(0), Layers)  # named keys work as well
+            >>> nx.nn.Stacked.init(Layers, nx.nn.Linear)(Embed, Embed.alias("out"), key=keys).Layers
+            Axis('layers', 3)
+        """
+        op = "Stacked.init"
+        if type(Layers) is not Axis:
+            raise TypeError(f"{op}: `Layers` must be an Axis (its size is the number of layers), got {Layers!r}")
+        if not isinstance(Module, type):
+            raise TypeError(f"{op}: `Module` must be a module class, got {type(Module).__name__}: {Module!r}")
+        _check_policy(gradient_checkpointing, unroll, op)
+        make = getattr(Module, "init", None)
+        if make is None:
+            make = Module
+        where = f"{Module.__name__}.init" if make is not Module else Module.__name__
+
+        def one(*args, **kwargs):
+            args, kwargs = _plain_keys((args, kwargs))
+            m = make(*args, **kwargs)
+            if type(m) is not Module:
+                raise TypeError(
+                    f"{op}: {where} returned an instance of {type(m).__name__}, not of {Module.__name__}. "
+                    f"A subclass that inherits a staticmethod `init` builds its parent class: define `init` on "
+                    f"{Module.__name__}, or make the parent's `init` a classmethod returning cls(...)"
+                )
+            return m
+
+        @functools.wraps(make)
+        def build(*args, **kwargs) -> Stacked[M]:
+            leaves = jax.tree.leaves((args, kwargs), is_leaf=_is_named)
+            for i, leaf in enumerate(leaves):
+                if not _is_named(leaf) and _is_array(leaf):
+                    shape = np.shape(leaf)
+                    if not shape or shape[0] != Layers.size:
+                        path = _paths(args, kwargs, _labels(make, len(args)))[i]
+                        raise ValueError(
+                            f"{op}: argument {path} of {where} is a plain array of shape {shape}; plain arrays are "
+                            f"split across the layers along their first dimension, which must have size "
+                            f"{Layers.size} ({Layers}), e.g. jax.random.split(key, {Layers.size}). To share a "
+                            "value between the layers, pass a NamedArray without that axis or a Python scalar"
+                        )
+            _check_per_layer(op, Layers, args, kwargs, lambda: _labels(make, len(args)))
+            stacked = _vmap(one, Layers)(*args, **kwargs)
+            return cls(stacked, Layers, gradient_checkpointing, unroll)
+
+        return build
+
+    # ---- the layers as per-layer NamedArrays -------------------------------------------------
+
+    def _named_layers(self, op: str):
+        """``stacked`` with each plain array leaf wrapped as a NamedArray over ``Layers`` (and
+        placeholder names), so that `namedax.scan` / `namedax.vmap` slice the parameters by name
+        while plain array *arguments* stay whole; and the means to unwrap one layer."""
+        leaves, treedef = jax.tree.flatten(self.stacked, is_leaf=_is_named)
+        plain = []
+        for i, leaf in enumerate(leaves):
+            if not _is_named(leaf) and _is_array(leaf):
+                shape = np.shape(leaf)
+                if not shape or shape[0] != self.Layers.size:
+                    paths = jax.tree_util.tree_flatten_with_path(self.stacked, is_leaf=_is_named)[0]
+                    raise ValueError(
+                        f"{op}: parameter {jax.tree_util.keystr(paths[i][0])!r} has shape {shape}, but every "
+                        f"plain array of the stack must lead with {self.Layers}"
+                    )
+                rest = tuple(Axis(f"__stacked_dim{j}", n) for j, n in enumerate(shape[1:], 1))
+                leaves[i] = _new(leaf, (self.Layers,) + rest)
+                plain.append(i)
+
+        def unwrap(layer):
+            ls = jax.tree.leaves(layer, is_leaf=_is_named)
+            for i in plain:
+                ls[i] = ls[i].array
+            return treedef.unflatten(ls)
+
+        return treedef.unflatten(leaves), unwrap
+
+    def _loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
+        _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=2))
+        if _kernels.is_eager() and _statics_hashable((fn, x, args, kwargs)):
+            return _eager_loop(self, op, fn, keep_outputs, x, args, kwargs)
+        return self._run_loop(op, fn, keep_outputs, x, args, kwargs)
+
+    def _run_loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
+        layers, unwrap = self._named_layers(op)
+        carry_def = jax.tree.structure(x)  # NamedArray axes are part of the structure
+        carry_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(x)]
+
+        def body(carry, layer, /, *a, **k):
+            a, k = _plain_keys((a, k))
+            out = fn(unwrap(layer), carry, *a, **k)
+            if keep_outputs:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise TypeError(
+                        f"{op}: each layer must return a pair (carry, output), got {type(out).__name__}; "
+                        "use fold for layers that return only the carry"
+                    )
+                new = out[0]
+            else:
+                new = out
+            new_def = jax.tree.structure(new)
+            new_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(new)]
+            if new_def != carry_def or new_types != carry_types:
+                raise ValueError(
+                    f"{op}: a layer must return a carry like its input, for the next layer; it took "
+                    f"{_describe(carry)} and returned {_describe(new)}"
+                )
+            return out
+
+        loop = _scan if keep_outputs else _fold
+        run = loop(body, self.Layers, remat=self.gradient_checkpointing, unroll=self.unroll, is_scanned=False)
+        return run(x, layers, *args, **kwargs)
+
+    # ---- running the layers ------------------------------------------------------------------
+
+    def fold(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the layers in sequence: ``x = layer(x, *args, **kwargs)`` for each layer, in order.
+
+        Args:
+            x: the carry (any PyTree); each layer must return one of the same structure, axes,
+                shapes and dtypes.
+            *args: passed to every layer; NamedArrays holding ``Layers`` are sliced per layer.
+            **kwargs: likewise, e.g. ``key=nx.random.split(key, Layers)`` for per-layer dropout.
+
+        Returns:
+            The carry after the last layer.
+
+        Raises:
+            ValueError: a per-layer argument holds ``Layers`` with another size, or a layer changes
+                the carry's structure, axes, shapes or dtypes.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 2), nx.Axis("embed", 3)
+            >>> norms = nx.nn.Stacked.init(Layers, nx.nn.RMSNorm)(Embed)
+            >>> y = norms.fold(nx.named(jax.numpy.array([3.0, 0.0, 4.0]), Embed))
+            >>> y.array  # rms-normalised twice: sqrt(3) / 5 * (3, 0, 4)
+            Array([1.0392, 0.    , 1.3856], dtype=float32)
+        """
+        return self._loop("Stacked.fold", _call, False, x, args, kwargs)
+
+    def scan(self, x: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        """Run the layers in sequence, each returning ``(carry, output)``; keep every output.
+
+        Args:
+            x: the initial carry.
+            *args: passed to every layer; NamedArrays holding ``Layers`` are sliced per layer.
+            **kwargs: likewise.
+
+        Returns:
+            ``(carry, outputs)``: the last carry, and the layers' outputs stacked on ``Layers``
+            (NamedArrays get ``Layers`` first, plain arrays a leading dimension).
+
+        Raises:
+            TypeError: a layer does not return a pair.
+            ValueError: as for `fold`.
+
+        Example:
+            >>> import jax
+            >>> import equinox as eqx
+            >>> import namedax as nx
+            >>> class Scale(eqx.Module):
+            ...     w: nx.NamedArray
+            ...     def __call__(self, x):
+            ...         y = x * self.w
+            ...         return y, nx.sum(y, axis="embed")
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
+            >>> stack = nx.nn.Stacked.init(Layers, Scale)(nx.named(jax.numpy.array([1.0, 2.0, 3.0]), Layers))
+            >>> y, sums = stack.scan(nx.ones(Embed))
+            >>> y.array, sums.axes, sums.array
+            (Array([6., 6.], dtype=float32), (Axis('layers', 3),), Array([ 2.,  4., 12.], dtype=float32))
+        """
+        return self._loop("Stacked.scan", _call, True, x, args, kwargs)
+
+    def vmap(self, x: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run every layer on the same input, independently; outputs stacked on ``Layers``.
+
+        Args:
+            x: the input, given to every layer (sliced per layer if it is a NamedArray holding ``Layers``).
+            *args: passed to every layer; NamedArrays holding ``Layers`` are sliced per layer.
+            **kwargs: likewise.
+
+        Returns:
+            The layers' outputs: NamedArrays get ``Layers`` first, plain arrays a leading dimension.
+
+        Raises:
+            ValueError: a per-layer argument holds ``Layers`` with another size.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
+            >>> keys = jax.random.split(jax.random.key(0), 3)
+            >>> stack = nx.nn.Stacked.init(Layers, nx.nn.Linear)(Embed, {"out": 1}, key=keys)
+            >>> stack.vmap(nx.ones({"batch": 5, "embed": 2})).axes
+            (Axis('layers', 3), Axis('batch', 5), Axis('out', 1))
+        """
+        return self._vmap("Stacked.vmap", _call, (x, *args), kwargs)
+
+    def fold_via(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fold` with ``fn(layer, carry, *args, **kwargs) -> carry`` instead of ``layer(carry, ...)``.
+
+        Use it to run a method other than ``__call__`` (``stack.fold_via(Block.decode)``) or any
+        function of one layer.
+
+        Args:
+            fn: called once per layer, in order, with the layer first.
+
+        Returns:
+            ``folded(x, *args, **kwargs) -> carry``, with `fold`'s argument rules and errors.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
+            >>> norms = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(Embed)
+            >>> count = norms.fold_via(lambda layer, n: n + nx.sum(layer.weight, axis="embed"))
+            >>> count(nx.zeros(())).array  # 3 layers, each weight sums to 2
+            Array(6., dtype=float32)
+        """
+        return lambda x, *args, **kwargs: self._loop("Stacked.fold_via", fn, False, x, args, kwargs)
+
+    def scan_via(self, fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
+        """`scan` with ``fn(layer, carry, *args, **kwargs) -> (carry, output)``.
+
+        Args:
+            fn: called once per layer, in order, with the layer first.
+
+        Returns:
+            ``scanned(x, *args, **kwargs) -> (carry, outputs)``, with `scan`'s rules and errors.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
+            >>> norms = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(Embed)
+            >>> _, biases = norms.scan_via(lambda layer, c: (c, layer.bias))(nx.zeros(()))
+            >>> biases.axes
+            (Axis('layers', 3), Axis('embed', 2))
+        """
+        return lambda x, *args, **kwargs: self._loop("Stacked.scan_via", fn, True, x, args, kwargs)
+
+    def vmap_via(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`vmap` with ``fn(layer, *args, **kwargs)``: every layer independently, outputs stacked.
+
+        Args:
+            fn: called with each layer first (all layers at once, under `namedax.vmap`).
+
+        Returns:
+            ``mapped(*args, **kwargs)``, with `vmap`'s argument rules and errors.
+
+        Example:
+            >>> import namedax as nx
+            >>> norms = nx.nn.Stacked.init(nx.Axis("layers", 3), nx.nn.LayerNorm)(nx.Axis("embed", 2))
+            >>> norms.vmap_via(lambda layer: nx.sum(layer.weight, axis="embed"))().array
+            Array([2., 2., 2.], dtype=float32)
+        """
+        return lambda *args, **kwargs: self._vmap("Stacked.vmap_via", fn, args, kwargs)
+
+    def _vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict):
+        _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=1))
+        if _kernels.is_eager() and _statics_hashable((fn, args, kwargs)):
+            return _eager_vmap(self, op, fn, args, kwargs)
+        return self._run_vmap(op, fn, args, kwargs)
+
+    def _run_vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict):
+        layers, unwrap = self._named_layers(op)
+
+        def one(layer, /, *a, **k):
+            a, k = _plain_keys((a, k))
+            return fn(unwrap(layer), *a, **k)
+
+        return _vmap(one, self.Layers, default=None)(layers, *args, **kwargs)
+
+    # ---- single layers -----------------------------------------------------------------------
+
+    def get_layer(self, i: int) -> M:
+        """Layer ``i`` as a plain module (every ``Layers`` axis and leading dimension removed).
+
+        Args:
+            i: the layer index; negative counts from the end. Under `jax.jit` a traced integer
+                scalar works too (not range-checked).
+
+        Returns:
+            The module of layer ``i``.
+
+        Raises:
+            IndexError: ``i`` is out of range.
+            TypeError: ``i`` is not an integer.
+
+        Example:
+            >>> import jax
+            >>> import namedax as nx
+            >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
+            >>> keys = jax.random.split(jax.random.key(0), 3)
+            >>> stack = nx.nn.Stacked.init(Layers, nx.nn.Linear)(Embed, {"out": 1}, key=keys)
+            >>> stack.get_layer(-1).weight.axes
+            (Axis('out', 1), Axis('embed', 2))
+        """
+        n = self.Layers.size
+        if isinstance(i, int | np.integer) and not isinstance(i, bool):
+            if not -n <= i < n:
+                raise IndexError(f"Stacked.get_layer: index {i} is out of range for {self.Layers}")
+            i = int(i) % n
+        elif not (
+            hasattr(i, "dtype") and np.ndim(i) == 0 and np.issubdtype(np.dtype(i.dtype), np.integer)  # type: ignore[union-attr]
+        ):
+            raise TypeError(f"Stacked.get_layer: the index must be an int, got {type(i).__name__}: {i!r}")
+        name = self.Layers.name
+
+        def take(leaf):
+            if _is_named(leaf):
+                return leaf[name, i] if any(a.name == name for a in leaf.axes) else leaf
+            if _is_array(leaf):
+                return leaf[i]
+            return leaf
+
+        return jax.tree.map(take, self.stacked, is_leaf=_is_named)
+
+    def unstacked(self) -> tuple[M, ...]:
+        """Every layer as a plain module, first to last (for inspection, logging or checkpoints).
+
+        Returns:
+            A tuple of ``Layers.size`` modules; ``unstacked()[i]`` equals ``get_layer(i)``.
+
+        Example:
+            >>> import namedax as nx
+            >>> norms = nx.nn.Stacked.init(nx.Axis("layers", 3), nx.nn.LayerNorm)(nx.Axis("embed", 2))
+            >>> [layer.weight.axes for layer in norms.unstacked()]
+            [(Axis('embed', 2),), (Axis('embed', 2),), (Axis('embed', 2),)]
+        """
+        return tuple(self.get_layer(i) for i in range(self.Layers.size))
+
+
+# Eager calls go through one cached jit (keyed on the layer function, the structure and the static
+# values), as namedax's eager ops do: an eager lax.scan would retrace and recompile its body on every
+# call, and an eager vmap would dispatch op by op.
+
+
+def _statics_hashable(tree: Any) -> bool:
+    for leaf in jax.tree.leaves(tree):
+        if not _is_array(leaf):
+            try:
+                hash(leaf)
+            except TypeError:
+                return False
+    return True
+
+
+@eqx.filter_jit
+def _eager_loop(stack: Stacked, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
+    return stack._run_loop(op, fn, keep_outputs, x, args, kwargs)
+
+
+@eqx.filter_jit
+def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict):
+    return stack._run_vmap(op, fn, args, kwargs)
+
+
+def _describe(tree: Any) -> str:
+    parts = []
+    for leaf in jax.tree.leaves(tree, is_leaf=_is_named):
+        if _is_named(leaf):
+            parts.append(f"NamedArray{leaf.axes} {getattr(leaf.array, 'dtype', '')}")
+        else:
+            parts.append(f"{type(leaf).__name__} {np.shape(leaf)} {getattr(leaf, 'dtype', '')}")
+    return "[" + ", ".join(parts) + "]"
