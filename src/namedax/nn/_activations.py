@@ -44,7 +44,7 @@ Returns:
 Raises:
     TypeError: ``x`` is a plain array of nonzero rank (name its axes with `namedax.named`).
 
-Example:
+Examples:
     >>> import jax.numpy as jnp
     >>> import namedax as nx
     >>> x = nx.named(jnp.array([-1.0, 0.0, 2.0]), "embed")
@@ -104,7 +104,7 @@ def gelu(x: NamedArray, approximate: bool = True) -> NamedArray:
     Raises:
         TypeError: ``x`` is a plain array of nonzero rank.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([-1.0, 0.0, 2.0]), "embed")
@@ -128,7 +128,7 @@ def leaky_relu(x: NamedArray, negative_slope: float = 0.01) -> NamedArray:
     Raises:
         TypeError: ``x`` is a plain array of nonzero rank.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([-1.0, 0.0, 2.0]), "embed")
@@ -152,7 +152,7 @@ def elu(x: NamedArray, alpha: float = 1.0) -> NamedArray:
     Raises:
         TypeError: ``x`` is a plain array of nonzero rank.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([-1.0, 0.0, 2.0]), "embed")
@@ -176,7 +176,7 @@ def celu(x: NamedArray, alpha: float = 1.0) -> NamedArray:
     Raises:
         TypeError: ``x`` is a plain array of nonzero rank.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([-1.0, 0.0, 2.0]), "embed")
@@ -211,7 +211,7 @@ def softmax(x: NamedArray, axis: AxisSelection | None) -> NamedArray:
         AxisNotFoundError: ``axis`` is not an axis of ``x`` (the message lists those present).
         ValueError: an axis is listed twice.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> logits = nx.named(jnp.array([[0.0, 0.0], [0.0, jnp.log(3.0)]]), ("batch", "label"))
@@ -236,7 +236,7 @@ def log_softmax(x: NamedArray, axis: AxisSelection | None) -> NamedArray:
         AxisNotFoundError: ``axis`` is not an axis of ``x`` (the message lists those present).
         ValueError: an axis is listed twice.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> logits = nx.named(jnp.array([[0.0, 0.0], [0.0, jnp.log(3.0)]]), ("batch", "label"))
@@ -261,7 +261,7 @@ def glu(x: NamedArray, axis: AxisSelector) -> NamedArray:
         AxisNotFoundError: ``axis`` is not an axis of ``x``.
         ValueError: the axis has an odd size.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> x = nx.named(jnp.array([1.0, 2.0, 0.0, 100.0]), "embed")
@@ -294,7 +294,7 @@ def one_hot(x: NamedArray | int, class_axis: Axis, *, dtype: Any = None) -> Name
         TypeError: ``class_axis`` is not an `Axis`, or ``x`` is not an integer NamedArray or int.
         ValueError: ``x`` already has an axis named like ``class_axis``.
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> ids = nx.named(jnp.array([2, 0]), "batch")

@@ -45,7 +45,7 @@ def dropout(
     Raises:
         ValueError: ``pdrop`` is not in ``[0, 1]``, or dropout is active and ``key`` is None.
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> x = nx.ones({"batch": 2, "embed": 1000})
@@ -86,7 +86,7 @@ class Dropout(eqx.Module):
         broadcast_axes: axes along which the mask is shared, or None (static).
         inference: the default for the call's ``inference`` (static).
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> drop = nx.nn.Dropout(0.5)

@@ -23,7 +23,7 @@ class Embedding(eqx.Module):
         Vocab: the axis of the ids (static).
         Embed: the axis or axes of each vector (static).
 
-    Example:
+    Examples:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
@@ -55,7 +55,7 @@ class Embedding(eqx.Module):
             TypeError: ``Vocab`` is not one `Axis`, an axis lacks a size, or ``key`` is not a key.
             ValueError: ``Embed`` shares a name with ``Vocab``.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> emb = nx.nn.Embedding.init(nx.Axis("vocab", 10), nx.Axis("embed", 4), key=jax.random.key(0))
@@ -89,7 +89,7 @@ class Embedding(eqx.Module):
             TypeError: ``ids`` is not integer, or is a plain array (name its axes).
             ValueError: ``ids`` has an axis named like ``Vocab`` or ``Embed``.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import jax.numpy as jnp
             >>> import namedax as nx
@@ -125,7 +125,7 @@ class Embedding(eqx.Module):
         Returns:
             A NamedArray over the other axes of ``x``, then ``Vocab``.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> emb = nx.nn.Embedding.init(nx.Axis("vocab", 10), nx.Axis("embed", 4), key=jax.random.key(0))

@@ -28,7 +28,7 @@ class Linear(eqx.Module):
         In: the input axis or axes (static).
         Out: the output axis or axes (static).
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> Batch, Embed, Hidden = nx.Axis("batch", 2), nx.Axis("embed", 4), nx.Axis("hidden", 3)
@@ -78,7 +78,7 @@ class Linear(eqx.Module):
             ValueError: ``In`` and ``Out`` share an axis name, or a spec repeats a name.
             TypeError: an axis is given by name only (sizes are needed), or ``key`` is not a key.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> layer = nx.nn.Linear.init({"embed": 4}, {"heads": 2, "head_dim": 3}, key=jax.random.key(0))

@@ -29,7 +29,7 @@ class MLP(eqx.Module):
         In: the input axis or axes (static).
         Out: the output axis or axes (static).
 
-    Example:
+    Examples:
         >>> import jax
         >>> import namedax as nx
         >>> In, Out, Hidden = nx.Axis("x", 3), nx.Axis("y", 2), nx.Axis("mlp", 16)
@@ -77,7 +77,7 @@ class MLP(eqx.Module):
             ValueError: ``depth`` is negative, or the hidden names clash with ``In`` or ``Out``.
             TypeError: ``Hidden`` is neither an `Axis` nor an int, or ``activation`` is not callable.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> mlp = nx.nn.MLP.init(nx.Axis("x", 3), nx.Axis("y", 1), 8, depth=1, key=jax.random.key(0))

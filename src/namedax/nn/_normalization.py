@@ -35,7 +35,7 @@ class _Norm(eqx.Module):
             TypeError: an axis is given by name only (sizes are needed).
             ValueError: ``eps`` is negative, or ``axis`` repeats a name.
 
-        Example:
+        Examples:
             >>> import namedax as nx
             >>> norm = nx.nn.LayerNorm.init(nx.Axis("embed", 4), use_bias=False)
             >>> norm.weight.axes, norm.bias
@@ -85,7 +85,7 @@ class LayerNorm(_Norm):
         bias: the offset over ``axis``, or None.
         eps: added to the variance (static).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> Embed = nx.Axis("embed", 4)
@@ -122,7 +122,7 @@ class RMSNorm(_Norm):
         bias: the offset over ``axis``, or None.
         eps: added to the mean square (static).
 
-    Example:
+    Examples:
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> norm = nx.nn.RMSNorm.init(nx.Axis("embed", 2), eps=0.0)

@@ -142,7 +142,7 @@ class Stacked(eqx.Module, Generic[M]):
         unroll: layers per iteration of the underlying `jax.lax.scan` (static; 1 keeps compile time
             flat in depth).
 
-    Example:
+    Examples:
         >>> import jax
         >>> import equinox as eqx
         >>> import namedax as nx
@@ -211,7 +211,7 @@ class Stacked(eqx.Module, Generic[M]):
             ValueError: a plain array argument has no leading dimension of size ``Layers.size``, or a
                 NamedArray argument holds ``Layers`` with another size.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 4)
@@ -347,7 +347,7 @@ class Stacked(eqx.Module, Generic[M]):
             ValueError: a per-layer argument holds ``Layers`` with another size, or a layer changes
                 the carry's structure, axes, shapes or dtypes.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 2), nx.Axis("embed", 3)
@@ -374,7 +374,7 @@ class Stacked(eqx.Module, Generic[M]):
             TypeError: a layer does not return a pair.
             ValueError: as for `fold`.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import equinox as eqx
             >>> import namedax as nx
@@ -405,7 +405,7 @@ class Stacked(eqx.Module, Generic[M]):
         Raises:
             ValueError: a per-layer argument holds ``Layers`` with another size.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
@@ -428,7 +428,7 @@ class Stacked(eqx.Module, Generic[M]):
         Returns:
             ``folded(x, *args, **kwargs) -> carry``, with `fold`'s argument rules and errors.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
@@ -448,7 +448,7 @@ class Stacked(eqx.Module, Generic[M]):
         Returns:
             ``scanned(x, *args, **kwargs) -> (carry, outputs)``, with `scan`'s rules and errors.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
@@ -468,7 +468,7 @@ class Stacked(eqx.Module, Generic[M]):
         Returns:
             ``mapped(*args, **kwargs)``, with `vmap`'s argument rules and errors.
 
-        Example:
+        Examples:
             >>> import namedax as nx
             >>> norms = nx.nn.Stacked.init(nx.Axis("layers", 3), nx.nn.LayerNorm)(nx.Axis("embed", 2))
             >>> norms.vmap_via(lambda layer: nx.sum(layer.weight, axis="embed"))().array
@@ -507,7 +507,7 @@ class Stacked(eqx.Module, Generic[M]):
             IndexError: ``i`` is out of range.
             TypeError: ``i`` is not an integer.
 
-        Example:
+        Examples:
             >>> import jax
             >>> import namedax as nx
             >>> Layers, Embed = nx.Axis("layers", 3), nx.Axis("embed", 2)
@@ -542,7 +542,7 @@ class Stacked(eqx.Module, Generic[M]):
         Returns:
             A tuple of ``Layers.size`` modules; ``unstacked()[i]`` equals ``get_layer(i)``.
 
-        Example:
+        Examples:
             >>> import namedax as nx
             >>> norms = nx.nn.Stacked.init(nx.Axis("layers", 3), nx.nn.LayerNorm)(nx.Axis("embed", 2))
             >>> [layer.weight.axes for layer in norms.unstacked()]
