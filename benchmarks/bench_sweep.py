@@ -20,7 +20,7 @@ growth of peak RSS between two sweep sizes); running this file prints a table.
 Throughput: all variants run in this process, in interleaved rounds (so machine load hits them
 alike), after a first compiling run; medians are reported, and the ratio namedax / best B
 (budget: at least 0.9). Memory: every variant also runs once in a fresh subprocess, which reports
-its peak RSS (``ru_maxrss``, compared with a process that only imports jax and namedax) and its
+its peak RSS (``VmHWM``, compared with a process that only imports jax and namedax) and its
 first-run time including compilation.
 """
 
@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 HAND_B = (256, 1024, 4096, 16384)
 
@@ -77,9 +78,10 @@ def make_runner(variant: str, side: int):
 
 def memory_worker(variant: str, side: int) -> dict:
     """Peak RSS of one process that runs the sweep once (compile included)."""
-    import resource
-
     import jax
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    from _timing import peak_rss_mb  # VmHWM: ru_maxrss would report a parent's peak
 
     if variant == "baseline":
         jax.numpy.zeros(1).block_until_ready()
@@ -89,7 +91,7 @@ def memory_worker(variant: str, side: int) -> dict:
         t = time.perf_counter()
         run()
         first = time.perf_counter() - t
-    out = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    out = {"rss_mb": peak_rss_mb()}
     if variant != "baseline":
         out["first_s"] = first
     return out

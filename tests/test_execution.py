@@ -11,7 +11,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import equinox as eqx
@@ -19,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import run_with_devices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -488,19 +488,6 @@ def test_checkpoint_block_checks(tmp_path):
 # Subprocesses: four devices, and SIGKILL + resume
 # ---------------------------------------------------------------------------------------------
 
-RUNNER = """
-import json, sys, textwrap, traceback
-setup, checks = json.loads(sys.stdin.read())
-ns = {}
-exec(setup, ns)
-for name, code in checks.items():
-    try:
-        exec(textwrap.dedent(code), dict(ns))
-        print(json.dumps([name, "PASS"]))
-    except BaseException:
-        print(json.dumps([name, traceback.format_exc()]))
-"""
-
 SETUP = """
 import jax, jax.numpy as jnp, numpy as np
 import equinox as eqx
@@ -578,15 +565,6 @@ CHECKS = {
     """,
 }
 
-
-def run_with_devices(setup: str, checks: dict[str, str], n: int = 4) -> dict[str, str]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
-    proc = subprocess.run([sys.executable, "-W", "error", "-c", RUNNER],
-                          input=json.dumps([textwrap.dedent(setup), checks]),
-                          env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,6 @@ jax is imported); each check is a snippet that asserts against its own positiona
 reports PASS or its traceback, so each still shows up as its own test here.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +12,7 @@ import numpy as np
 import pytest
 
 import namedax as nx
-from helpers import assert_named_close
+from helpers import assert_named_close, run_with_devices
 
 # ---------------------------------------------------------------------------------------------
 # Four devices, in a subprocess
@@ -135,31 +130,6 @@ CHECKS = {
     """,
 }
 
-RUNNER = """
-import json, sys, textwrap, traceback
-setup, checks = json.loads(sys.stdin.read())
-ns = {}
-exec(setup, ns)
-for name, code in checks.items():
-    try:
-        exec(textwrap.dedent(code), dict(ns))
-        print(json.dumps([name, "PASS"]))
-    except BaseException:
-        print(json.dumps([name, traceback.format_exc()]))
-"""
-
-
-def run_with_devices(setup: str, checks: dict[str, str], n: int = 4) -> dict[str, str]:
-    """Run code snippets in a fresh python with ``n`` forced CPU devices; ``{name: "PASS" or traceback}``."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}").strip()
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", RUNNER],
-        input=json.dumps([textwrap.dedent(setup), checks]),
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
 
 
 @pytest.fixture(scope="module")

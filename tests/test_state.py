@@ -3,11 +3,6 @@
 Multi-device checks (pmap over 2 forced CPU devices) run in one subprocess, as in test_pmap.
 """
 
-import json
-import os
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import equinox as eqx
@@ -17,7 +12,7 @@ import numpy as np
 import pytest
 
 import namedax as nx
-from helpers import assert_named_close, tree_allclose
+from helpers import assert_named_close, run_with_devices, tree_allclose
 
 B, E = nx.Axis("batch", 3), nx.Axis("embed", 2)
 A, C = nx.Axis("a", 2), nx.Axis("c", 3)
@@ -373,31 +368,10 @@ CHECKS = {
     """,
 }
 
-RUNNER = """
-import json, sys, textwrap, traceback
-setup, checks = json.loads(sys.stdin.read())
-ns = {}
-exec(setup, ns)
-for name, code in checks.items():
-    try:
-        exec(textwrap.dedent(code), dict(ns))
-        print(json.dumps([name, "PASS"]))
-    except BaseException:
-        print(json.dumps([name, traceback.format_exc()]))
-"""
-
 
 @pytest.fixture(scope="module")
 def two_devices():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", RUNNER],
-        input=json.dumps([textwrap.dedent(SETUP), CHECKS]),
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
+    return run_with_devices(SETUP, CHECKS, n=2)
 
 
 @pytest.mark.parametrize("name", list(CHECKS))

@@ -62,3 +62,16 @@ def emit_error(area: str, case: str, exc: BaseException) -> None:
     line = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
     print(json.dumps(dict(area=area, case=case, error=line[:300])), flush=True)
     print(f"  {area:8s} {case:34s} FAILED {line[:200]}", file=sys.stderr, flush=True)
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries the parent's peak RSS over fork and
+    exec into it, so a child of a big process would report the parent's size. ``VmHWM`` is the peak
+    of this process's own address space."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource  # not Linux: the best there is
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

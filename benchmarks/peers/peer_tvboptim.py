@@ -26,7 +26,7 @@ import sys
 import time
 from importlib.metadata import version
 
-from _timing import emit, emit_error, emit_meta, stats
+from _timing import emit, emit_error, emit_meta, peak_rss_mb, stats
 
 SIZES = (256, 1024, 4096, 16384)
 
@@ -82,19 +82,6 @@ def memory_worker(variant: str, side: int) -> dict:
         out["first_s"] = time.perf_counter() - t
     out["rss_mb"] = peak_rss_mb()
     return out
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS. Not ``ru_maxrss``: Linux carries the parent's peak RSS over fork and
-    exec into it, so a child of a big process would report the parent's size. ``VmHWM`` is the peak
-    of this process's own address space."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource  # not Linux: the best there is
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def spawn(variant: str, side: int) -> dict:
