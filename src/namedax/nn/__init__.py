@@ -86,6 +86,7 @@ from ._activations import (
 from ._activations import (
     tanh as tanh,
 )
+from ._batch_norm import BatchNorm as BatchNorm
 from ._dropout import Dropout as Dropout
 from ._dropout import dropout as dropout
 from ._embedding import Embedding as Embedding

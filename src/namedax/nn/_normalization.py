@@ -56,21 +56,30 @@ class _Norm(eqx.Module):
         )
 
     def _names(self, x: NamedArray) -> tuple[str, ...]:
-        have = {a.name: a.size for a in x.axes}
-        for a in to_axes(self.axis):
-            n = have.get(a.name)
-            if n is None:
-                raise AxisNotFoundError(f"{type(self).__name__}: the input {x.axes} has no axis {a.name!r}")
-            if n != a.size:
-                raise ValueError(f"{type(self).__name__}: axis {a.name!r} has size {n}, the layer expects {a}")
-        return tuple(a.name for a in to_axes(self.axis))
+        return _feature_names(type(self).__name__, self.axis, x)
 
     def _affine(self, out: NamedArray) -> NamedArray:
-        if self.weight is not None:
-            out = out * self.weight
-        if self.bias is not None:
-            out = out + self.bias
-        return out
+        return _affine(self.weight, self.bias, out)
+
+
+def _feature_names(layer: str, axis: Axis | tuple[Axis, ...], x: NamedArray) -> tuple[str, ...]:
+    """The names of ``axis``, checked against the input (present, same sizes)."""
+    have = {a.name: a.size for a in x.axes}
+    for a in to_axes(axis):
+        n = have.get(a.name)
+        if n is None:
+            raise AxisNotFoundError(f"{layer}: the input {x.axes} has no axis {a.name!r}")
+        if n != a.size:
+            raise ValueError(f"{layer}: axis {a.name!r} has size {n}, the layer expects {a}")
+    return tuple(a.name for a in to_axes(axis))
+
+
+def _affine(weight: NamedArray | None, bias: NamedArray | None, out: NamedArray) -> NamedArray:
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
 
 
 class LayerNorm(_Norm):

@@ -46,12 +46,13 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .. import _kernels
+from .. import _kernels, _state
 from .._axis import Axis
 from .._core import _is_named, _new
-from .._scan import fold as _fold
 from .._scan import scan as _scan
+from .._state import UnexpectedState
 from .._vmap import vmap as _vmap
+from . import _stacked_state
 
 M = TypeVar("M")
 _is_array = eqx.is_array
@@ -293,29 +294,44 @@ class Stacked(eqx.Module, Generic[M]):
 
         return treedef.unflatten(leaves), unwrap
 
-    def _loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
+    def _loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, state: Any = None):
         _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=2))
+        where = _stacked_state.find(state, fn, (None, x), args, kwargs, op)
         if _kernels.is_eager() and _statics_hashable((fn, x, args, kwargs)):
-            return _eager_loop(self, op, fn, keep_outputs, x, args, kwargs)
-        return self._run_loop(op, fn, keep_outputs, x, args, kwargs)
+            return _eager_loop(self, op, fn, keep_outputs, x, args, kwargs, where)
+        return self._run_loop(op, fn, keep_outputs, x, args, kwargs, where)
 
-    def _run_loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
+    def _layer_state(self, op: str, fn: Callable, skip: int, where: tuple, args: tuple, kwargs: dict):
+        label = _labels(fn, len(args), skip=skip)[where[0]] if where[1] is None else where[1]
+        return _stacked_state.LayerState(self.stacked, self.Layers, _stacked_state.take(where, args, kwargs), label, op)
+
+    def _run_loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, where=None):
         layers, unwrap = self._named_layers(op)
         carry_def = jax.tree.structure(x)  # NamedArray axes are part of the structure
         carry_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(x)]
+        st = None
+        if where is not None:
+            st = self._layer_state(op, fn, 2, where, args, kwargs)
+            args, kwargs = _stacked_state.put(where, args, kwargs, None)
 
-        def body(carry, layer, /, *a, **k):
+        def body(carry, layer, per, /, *a, **k):
+            carry, shared = carry
             a, k = _plain_keys((a, k))
+            if st is not None:
+                a, k = _stacked_state.put(where, a, k, st.inner(st.merge(per, shared)))
             out = fn(unwrap(layer), carry, *a, **k)
+            if st is not None:
+                out, new_state = _state.split_output(out, st.template(), op, st.label)
+                per, shared = st.part(st.outer(new_state))
             if keep_outputs:
                 if not (isinstance(out, tuple) and len(out) == 2):
                     raise TypeError(
                         f"{op}: each layer must return a pair (carry, output), got {type(out).__name__}; "
                         "use fold for layers that return only the carry"
                     )
-                new = out[0]
+                new, y = out
             else:
-                new = out
+                new, y = out, None
             new_def = jax.tree.structure(new)
             new_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(new)]
             if new_def != carry_def or new_types != carry_types:
@@ -323,11 +339,15 @@ class Stacked(eqx.Module, Generic[M]):
                     f"{op}: a layer must return a carry like its input, for the next layer; it took "
                     f"{_describe(carry)} and returned {_describe(new)}"
                 )
-            return out
+            return (new, shared), (y, per)
 
-        loop = _scan if keep_outputs else _fold
-        run = loop(body, self.Layers, remat=self.gradient_checkpointing, unroll=self.unroll, is_scanned=False)
-        return run(x, layers, *args, **kwargs)
+        run = _scan(body, self.Layers, remat=self.gradient_checkpointing, unroll=self.unroll, is_scanned=False)
+        if st is None:
+            (x, _), (ys, _) = run((x, []), layers, [], *args, **kwargs)
+            return (x, ys) if keep_outputs else x
+        per_in, shared_in = st.part(st.leaves)
+        (x, shared), (ys, per) = run((x, shared_in), layers, per_in, *args, **kwargs)
+        return ((x, ys) if keep_outputs else x), st.restore(st.merge(per, shared))
 
     # ---- running the layers ------------------------------------------------------------------
 
@@ -341,11 +361,16 @@ class Stacked(eqx.Module, Generic[M]):
             **kwargs: likewise, e.g. ``key=nx.random.split(key, Layers)`` for per-layer dropout.
 
         Returns:
-            The carry after the last layer.
+            The carry after the last layer. With a state argument (one that is an
+            `equinox.nn.State`, e.g. from ``eqx.nn.make_with_state(Stacked.init(...))``), each layer
+            is called ``layer(x, state, ...)`` and returns ``(x, state)``, and `fold` returns
+            ``(carry, state)``: each layer reads and writes its own slice of the per-layer entries
+            (see `Stacked`); other entries are threaded through the layers in order.
 
         Raises:
             ValueError: a per-layer argument holds ``Layers`` with another size, or a layer changes
-                the carry's structure, axes, shapes or dtypes.
+                the carry's structure, axes, shapes or dtypes, or returns its state unlike it got it.
+            TypeError: the carry holds an `equinox.nn.State` (pass it after the carry).
 
         Examples:
             >>> import jax
@@ -368,7 +393,9 @@ class Stacked(eqx.Module, Generic[M]):
 
         Returns:
             ``(carry, outputs)``: the last carry, and the layers' outputs stacked on ``Layers``
-            (NamedArrays get ``Layers`` first, plain arrays a leading dimension).
+            (NamedArrays get ``Layers`` first, plain arrays a leading dimension). With a state
+            argument (as for `fold`) each layer returns ``((carry, output), state)`` and `scan`
+            returns ``((carry, outputs), state)``.
 
         Raises:
             TypeError: a layer does not return a pair.
@@ -401,9 +428,13 @@ class Stacked(eqx.Module, Generic[M]):
 
         Returns:
             The layers' outputs: NamedArrays get ``Layers`` first, plain arrays a leading dimension.
+            With a state argument (as for `fold`) each layer returns ``(output, state)`` and `vmap`
+            returns ``(outputs, state)``; an entry that is not per layer and that the layers write
+            differently raises (see `vmap_via`'s ``unexpected_state``).
 
         Raises:
-            ValueError: a per-layer argument holds ``Layers`` with another size.
+            ValueError: a per-layer argument holds ``Layers`` with another size, or a shared state
+                entry is written differently by the layers.
 
         Examples:
             >>> import jax
@@ -416,7 +447,7 @@ class Stacked(eqx.Module, Generic[M]):
         """
         return self._vmap("Stacked.vmap", _call, (x, *args), kwargs)
 
-    def fold_via(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def fold_via(self, fn: Callable[..., Any], *, state: int | str | bool | None = None) -> Callable[..., Any]:
         """`fold` with ``fn(layer, carry, *args, **kwargs) -> carry`` instead of ``layer(carry, ...)``.
 
         Use it to run a method other than ``__call__`` (``stack.fold_via(Block.decode)``) or any
@@ -424,9 +455,15 @@ class Stacked(eqx.Module, Generic[M]):
 
         Args:
             fn: called once per layer, in order, with the layer first.
+            state: which argument of ``fn`` is the state, by name or position among ``fn``'s
+                parameters (the layer is 0, the carry 1); None: the argument that is an
+                `equinox.nn.State`, if any; False: none. With a state, ``fn`` returns
+                ``(carry, state)``, and any PyTree works as state: its NamedArrays holding
+                ``Layers`` are per layer, the other leaves are threaded through the layers in order.
 
         Returns:
-            ``folded(x, *args, **kwargs) -> carry``, with `fold`'s argument rules and errors.
+            ``folded(x, *args, **kwargs) -> carry`` (``(carry, state)`` with a state), with `fold`'s
+            argument rules and errors.
 
         Examples:
             >>> import jax
@@ -437,16 +474,22 @@ class Stacked(eqx.Module, Generic[M]):
             >>> count(nx.zeros(())).array  # 3 layers, each weight sums to 2
             Array(6., dtype=float32)
         """
-        return lambda x, *args, **kwargs: self._loop("Stacked.fold_via", fn, False, x, args, kwargs)
+        _state.check_options(state, "raise", "Stacked.fold_via")
+        return lambda x, *args, **kwargs: self._loop("Stacked.fold_via", fn, False, x, args, kwargs, state)
 
-    def scan_via(self, fn: Callable[..., tuple[Any, Any]]) -> Callable[..., tuple[Any, Any]]:
+    def scan_via(
+        self, fn: Callable[..., tuple[Any, Any]], *, state: int | str | bool | None = None
+    ) -> Callable[..., tuple[Any, Any]]:
         """`scan` with ``fn(layer, carry, *args, **kwargs) -> (carry, output)``.
 
         Args:
             fn: called once per layer, in order, with the layer first.
+            state: which argument of ``fn`` is the state, as for `fold_via`; ``fn`` then returns
+                ``((carry, output), state)``.
 
         Returns:
-            ``scanned(x, *args, **kwargs) -> (carry, outputs)``, with `scan`'s rules and errors.
+            ``scanned(x, *args, **kwargs) -> (carry, outputs)`` (``((carry, outputs), state)`` with a
+            state), with `scan`'s rules and errors.
 
         Examples:
             >>> import jax
@@ -457,16 +500,29 @@ class Stacked(eqx.Module, Generic[M]):
             >>> biases.axes
             (Axis('layers', 3), Axis('embed', 2))
         """
-        return lambda x, *args, **kwargs: self._loop("Stacked.scan_via", fn, True, x, args, kwargs)
+        _state.check_options(state, "raise", "Stacked.scan_via")
+        return lambda x, *args, **kwargs: self._loop("Stacked.scan_via", fn, True, x, args, kwargs, state)
 
-    def vmap_via(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def vmap_via(
+        self,
+        fn: Callable[..., Any],
+        *,
+        state: int | str | bool | None = None,
+        unexpected_state: UnexpectedState = "raise",
+    ) -> Callable[..., Any]:
         """`vmap` with ``fn(layer, *args, **kwargs)``: every layer independently, outputs stacked.
 
         Args:
             fn: called with each layer first (all layers at once, under `namedax.vmap`).
+            state: which argument of ``fn`` is the state, as for `fold_via` (the layer is 0);
+                ``fn`` then returns ``(output, state)``.
+            unexpected_state: what to do with a state entry that is not per layer but that the
+                layers write differently: "raise", "warn" or "batch" (return it with ``Layers``
+                first), as for `namedax.vmap`.
 
         Returns:
-            ``mapped(*args, **kwargs)``, with `vmap`'s argument rules and errors.
+            ``mapped(*args, **kwargs)`` (``(outputs, state)`` with a state), with `vmap`'s argument
+            rules and errors.
 
         Examples:
             >>> import namedax as nx
@@ -474,22 +530,41 @@ class Stacked(eqx.Module, Generic[M]):
             >>> norms.vmap_via(lambda layer: nx.sum(layer.weight, axis="embed"))().array
             Array([2., 2., 2.], dtype=float32)
         """
-        return lambda *args, **kwargs: self._vmap("Stacked.vmap_via", fn, args, kwargs)
+        _state.check_options(state, unexpected_state, "Stacked.vmap_via")
+        return lambda *args, **kwargs: self._vmap("Stacked.vmap_via", fn, args, kwargs, state, unexpected_state)
 
-    def _vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict):
+    def _vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict, state: Any = None, policy: str = "raise"):
         _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=1))
+        _state.check_options(state, policy, op)
+        where = _stacked_state.find(state, fn, (None,), args, kwargs, op)
         if _kernels.is_eager() and _statics_hashable((fn, args, kwargs)):
-            return _eager_vmap(self, op, fn, args, kwargs)
-        return self._run_vmap(op, fn, args, kwargs)
+            return _eager_vmap(self, op, fn, args, kwargs, where, policy)
+        return self._run_vmap(op, fn, args, kwargs, where, policy)
 
-    def _run_vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict):
+    def _run_vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict, where=None, policy: str = "raise"):
         layers, unwrap = self._named_layers(op)
+        if where is None:
 
-        def one(layer, /, *a, **k):
-            a, k = _plain_keys((a, k))
-            return fn(unwrap(layer), *a, **k)
+            def one(layer, /, *a, **k):
+                a, k = _plain_keys((a, k))
+                return fn(unwrap(layer), *a, **k)
 
-        return _vmap(one, self.Layers, default=None)(layers, *args, **kwargs)
+            return _vmap(one, self.Layers, default=None, state=False)(layers, *args, **kwargs)
+
+        st = self._layer_state(op, fn, 1, where, args, kwargs)
+        args, kwargs = _stacked_state.put(where, args, kwargs, st.wrapped())
+
+        def one_with_state(layer, /, *a, **k):
+            wrapped = _stacked_state.take(where, a, k)
+            a, k = _plain_keys(_stacked_state.put(where, a, k, None))
+            a, k = _stacked_state.put(where, a, k, st.inner(jax.tree.leaves(wrapped, is_leaf=_is_named)))
+            out, new = _state.split_output(fn(unwrap(layer), *a, **k), st.template(), op, st.label)
+            return out, st.treedef.unflatten(st.outer(new))
+
+        at = where[0] + 1 if where[1] is None else where[1]  # the layer comes first
+        run = _vmap(one_with_state, self.Layers, default=None, state=at, unexpected_state=policy)
+        out, new = run(layers, *args, **kwargs)
+        return out, st.restore(jax.tree.leaves(new, is_leaf=_is_named))
 
     # ---- single layers -----------------------------------------------------------------------
 
@@ -567,13 +642,13 @@ def _statics_hashable(tree: Any) -> bool:
 
 
 @eqx.filter_jit
-def _eager_loop(stack: Stacked, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict):
-    return stack._run_loop(op, fn, keep_outputs, x, args, kwargs)
+def _eager_loop(stack: Stacked, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, where):
+    return stack._run_loop(op, fn, keep_outputs, x, args, kwargs, where)
 
 
 @eqx.filter_jit
-def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict):
-    return stack._run_vmap(op, fn, args, kwargs)
+def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict, where, policy: str):
+    return stack._run_vmap(op, fn, args, kwargs, where, policy)
 
 
 def _describe(tree: Any) -> str:
