@@ -554,6 +554,7 @@ class Stacked(eqx.Module, Generic[M]):
         st = self._layer_state(op, fn, 1, where, args, kwargs)
         args, kwargs = _stacked_state.put(where, args, kwargs, st.wrapped())
 
+        @functools.wraps(fn)  # so that vmap's messages name fn's parameters
         def one_with_state(layer, /, *a, **k):
             wrapped = _stacked_state.take(where, a, k)
             a, k = _plain_keys(_stacked_state.put(where, a, k, None))
