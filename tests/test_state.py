@@ -366,6 +366,22 @@ CHECKS = {
         np.testing.assert_allclose(new["c"].array, np.arange(8.0) + 1)
         assert new["n"].axes == () and float(new["n"].array) == 28.0
     """,
+    "batchnorm_statistics_over_every_device": """
+        # nx.nn.BatchNorm averages a mapped axis with nx.pmean, which sees every device: per-device
+        # blocks give the whole batch's statistics (eqx.nn.BatchNorm's jax.lax.pmean would not)
+        B8, F = nx.Axis("batch", 8), nx.Axis("f", 3)
+        x = nx.random.normal(jax.random.key(0), (B8, F)) * 2 + 1
+        bn, state = eqx.nn.make_with_state(nx.nn.BatchNorm.init)(F, axis_name="batch", momentum=0.5)
+        clone = lambda s: jax.tree.map(lambda a: a, s)
+        y, new = nx.pmap(bn, B8)(x, clone(state))
+        xs = np.asarray(x.array)
+        mu, var = xs.mean(0), xs.var(0)
+        np.testing.assert_allclose(y.array, (xs - mu) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-5)
+        m, v = new.get(bn.index)
+        assert m.axes == (F,) and v.axes == (F,)
+        np.testing.assert_allclose(m.array, 0.5 * mu, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(v.array, 0.5 + 0.5 * var, rtol=1e-5)
+    """,
 }
 
 

@@ -117,7 +117,8 @@ class LayerState:
                 holds = True
             if holds:
                 self.per.append(i)
-        self.shared = [i for i in range(len(leaves)) if i not in set(self.per)]
+        per = set(self.per)
+        self.shared = [i for i in range(len(leaves)) if i not in per]
         self.leaves = leaves  # plain per-layer leaves wrapped
         # what each leaf looks like inside a layer
         self.looks = [
