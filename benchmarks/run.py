@@ -3,10 +3,10 @@
     python -m benchmarks [--quick] [--only AREA ...] [--out PATH] [--no-peers] [--setup-peers]
     python benchmarks/run.py ...             (the same)
 
-Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_sweep``) has an
-entry point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with its raw-JAX baseline
-measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median times (in ``unit``),
-``ratio`` the median of the per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max),
+Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_stacked_state``,
+``bench_sweep``) has an entry point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with
+its raw-JAX baseline measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median
+times (in ``unit``), ``ratio`` the median of the per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max),
 ``budget`` the DESIGN.md budget it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or
 on namedax's own value in the row's unit (``"time <= 100 us"``, ``"memory <= 16 B/pt"``).
 
@@ -51,6 +51,11 @@ AREAS: dict[str, tuple[str, str]] = {
     "stacked": ("Stacked compile and step time", "`nn.Stacked` of a residual MLP block vs a hand-written "
                 "equinox + `lax.scan` stack. Budgets: compile time at 64 layers at most 1.3x that at 4 "
                 "(\"compile growth\"); step time at most 1.05x hand-written."),
+    "stacked_state": ("Stacked with per-layer state", "`nn.Stacked` of a residual block with `nn.BatchNorm` "
+                      "(running statistics per layer, `fold(x, state)`) vs a hand-written equinox + `lax.scan` "
+                      "stack threading the statistics as xs -> ys, checked first to compute the same output and "
+                      "state. Budgets: compile growth 64 vs 4 layers at most 1.3x; step time at most 1.05x "
+                      "hand-written."),
     "sweep": ("Sweep throughput and peak memory", "`ParallelExecution` vs the best hand-chunked "
               "`jit(lax.map(vmap(model)))`. Budgets: throughput at least 0.9x; memory a few bytes per point "
               "beyond the outputs."),
@@ -58,7 +63,8 @@ AREAS: dict[str, tuple[str, str]] = {
                 "Budget: microseconds."),
 }
 # benchmark module -> the area its failure is reported under (a module may fill several areas)
-MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked", "bench_sweep": "sweep"}
+MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
+           "bench_stacked_state": "stacked_state", "bench_sweep": "sweep"}
 
 
 # ----------------------------------------------------------------------------- running

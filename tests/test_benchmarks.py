@@ -49,3 +49,23 @@ def test_crashing_benchmark_becomes_an_error_row(tmp_path):
     assert "| bench_boom crashed | failed |" in "\n".join(run.area_table(rows))
     rows = run.run_module("bench_none", quick=True, area="eager", search=tmp_path)
     assert "no entry point run(quick" in rows[0]["error"]
+
+
+def test_stacked_state_benchmark_compares_one_computation():
+    """The stateful-stack benchmark is registered, its two stacks agree (output and new state), and a
+    tiny measurement gives one finite row per case."""
+    from benchmarks import bench_stacked_state as bench
+
+    assert run.MODULES["bench_stacked_state"] == "stacked_state" and "stacked_state" in run.AREAS
+    # measure() first runs check_same, which raises (numpy assert_allclose) when namedax and the
+    # hand-written stack differ in output or new state
+    rows = bench.rows_of(bench.measure((2, 4), rounds=1))
+    assert [r["case"] for r in rows] == [
+        "compile, 2 layers", "step, 2 layers", "gradient step, 2 layers",
+        "compile, 4 layers", "step, 4 layers", "gradient step, 4 layers",
+        "compile growth, 4 / 2 layers",
+    ]  # fmt: skip
+    for r in rows:
+        assert r["area"] == "stacked_state" and math.isfinite(r["ratio"]) and r["lo"] <= r["ratio"] <= r["hi"], r
+        assert "OUTPUTS DIFFER" not in r.get("note", ""), r
+    assert [r.get("budget") for r in rows if r.get("budget")] == ["<= 1.05", "<= 1.05", "<= 1.3"]
