@@ -134,6 +134,10 @@ class Stacked(eqx.Module, Generic[M]):
     layer's internals in the backward pass instead of storing them (same results and gradients,
     less memory).
 
+    Stateful layers keep one state slice per layer: build with
+    ``stack, state = eqx.nn.make_with_state(Stacked.init(Layers, Module))(...)`` and call
+    ``stack.fold(x, state)``, which returns ``(x, state)`` (see `fold` and the "Stateful models" page).
+
     Attributes:
         stacked: the module, every NamedArray parameter with ``Layers`` first and every plain array
             parameter with a leading dimension of size ``Layers.size``.
@@ -535,7 +539,6 @@ class Stacked(eqx.Module, Generic[M]):
 
     def _vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict, state: Any = None, policy: str = "raise"):
         _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=1))
-        _state.check_options(state, policy, op)
         where = _stacked_state.find(state, fn, (None,), args, kwargs, op)
         if _kernels.is_eager() and _statics_hashable((fn, args, kwargs)):
             return _eager_vmap(self, op, fn, args, kwargs, where, policy)
