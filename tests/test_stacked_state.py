@@ -312,3 +312,18 @@ def test_no_state_unchanged_and_warning_free(key):
         warnings.simplefilter("error")
         y = stack.fold_via(lambda layer, h: h * layer.weight)(nx.ones(E))
     np.testing.assert_allclose(y.array, np.prod(np.asarray(stack.stacked.weight.array), axis=0), rtol=1e-6)
+
+
+def test_inference_mode_of_a_stack(key):
+    """eqx.nn.inference_mode flips every layer: running statistics normalise, the state is unchanged."""
+    stack, state = bn_stack(key)
+    x = nx.random.normal(jax.random.fold_in(key, 1), (B, E))
+    mean, var = (np.asarray(s.array) for s in state.get(stack.stacked.index))
+    w, b = np.asarray(stack.stacked.weight.array), np.asarray(stack.stacked.bias.array)
+    y, new = eqx.nn.inference_mode(stack).fold(x, clone(state))
+    h = np.asarray(x.array)
+    for i in range(L.size):
+        h = (h - mean[i]) / np.sqrt(var[i] + 1e-5) * w[i] + b[i]
+    np.testing.assert_allclose(y.array, h, rtol=1e-4, atol=1e-5)
+    for got, ref in zip(new.get(stack.stacked.index), (mean, var), strict=True):
+        np.testing.assert_array_equal(got.array, ref)
