@@ -32,9 +32,10 @@ def layer_slice(state, i):
     return jax.tree.map(take, state, is_leaf=named_leaf)
 
 
-def bn_stack(key, momentum=0.8, **stack_options):
+def bn_stack(key, momentum=0.8, dtype=jnp.float32, **stack_options):
     """A stack of BatchNorms with distinct weights, biases and running statistics per layer."""
-    stack, state = eqx.nn.make_with_state(nx.nn.Stacked.init(L, nx.nn.BatchNorm, **stack_options))(E, momentum=momentum)
+    make = eqx.nn.make_with_state(nx.nn.Stacked.init(L, nx.nn.BatchNorm, **stack_options))
+    stack, state = make(E, momentum=momentum, dtype=dtype)
     k1, k2, k3, k4 = jax.random.split(key, 4)
     stack = eqx.tree_at(
         lambda s: (s.stacked.weight, s.stacked.bias),
@@ -212,8 +213,17 @@ def test_any_pytree_as_state_per_layer_and_threaded(key):
 
 @pytest.mark.parametrize("checkpointing", [False, True])
 def test_gradients_through_stateful_stack(checkpointing, key):
-    """Each layer is tanh(batchnorm(x)) (the nonlinearity keeps every layer's gradient away from 0)."""
-    stack, state = bn_stack(key, gradient_checkpointing=checkpointing)
+    """Each layer is tanh(batchnorm(x)) (the nonlinearity keeps every layer's gradient away from 0).
+
+    In float64, so the stack and the loop agree to rounding whatever order they sum in (float32
+    through three normalisations differed by 2e-4 in one element).
+    """
+    with jax.enable_x64(True):
+        _check_gradients_through_stateful_stack(checkpointing, key)
+
+
+def _check_gradients_through_stateful_stack(checkpointing, key):
+    stack, state = bn_stack(key, dtype=jnp.float64, gradient_checkpointing=checkpointing)
     x = nx.random.normal(jax.random.fold_in(key, 1), (B, E))
     c = nx.arange(E) + 1.0  # every feature matters
 
@@ -234,16 +244,16 @@ def test_gradients_through_stateful_stack(checkpointing, key):
 
     (v, new), g = eqx.filter_value_and_grad(loss, has_aux=True)(stack, x)
     (rv, states), rg = eqx.filter_value_and_grad(loop_loss, has_aux=True)(stack, x)
-    np.testing.assert_allclose(v, rv, rtol=1e-5)
+    np.testing.assert_allclose(v, rv, rtol=1e-12)
     for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(rg), strict=True):
+        assert a.dtype == np.float64
         assert np.abs(np.asarray(b)).min() > 1e-4  # no gradient is (nearly) zero: the comparison means something
-        # float32 through three normalisations: absolute error relative to the gradient's scale
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(np.asarray(b)).max())
+        np.testing.assert_allclose(a, b, rtol=1e-9)
     gx = jax.grad(lambda x: loss(stack, x)[0])(x)
     rgx = jax.grad(lambda x: loop_loss(stack, x)[0])(x)
-    np.testing.assert_allclose(gx.array, rgx.array, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gx.array, rgx.array, rtol=1e-9, atol=1e-12)
     for i, s in enumerate(states):
-        tree_allclose(layer_slice(clone(new), i), s)
+        tree_allclose(layer_slice(clone(new), i), s, rtol=1e-12, atol=0)
 
 
 def test_vmap_shared_entry_policies(key):

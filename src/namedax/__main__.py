@@ -52,7 +52,7 @@ def _named_arrays() -> None:
     print("sum(x, embed)     :", nx.sum(x, axis=Embed).array.tolist(), "over", nx.sum(x, axis=Embed).shape)
     print("x[batch=1]        :", x[Batch, 1].array.tolist())
     try:
-        x + nx.zeros({"embed": 5})
+        _ = x + nx.zeros({"embed": 5})
     except ValueError as e:
         print("a mistake         :", e)
 

@@ -69,7 +69,7 @@ def axis_alias(name: str, jax_names: Sequence[Any]) -> Iterator[None]:
             reg[name] = old
 
 
-def _resolve(axis: AxisSelection, op: str) -> tuple:
+def _resolve(axis: AxisSelection, op: str) -> tuple[Any, ...]:
     """All JAX axis names for a selection, checked to be mapped here."""
     out: list = []
     for sel in to_selectors(axis):
@@ -251,7 +251,7 @@ def axis_index(axis: AxisSelection) -> jax.Array:
         Array([0., 1., 2.], dtype=float32)
     """
     names = _resolve(axis, "axis_index")
-    return jax.lax.axis_index(names if len(names) > 1 else names[0])
+    return jax.lax.axis_index(names[0] if len(names) == 1 else names)
 
 
 __all__ = ["psum", "pmean", "pmax", "pmin", "all_gather", "axis_index", "jax_axis_names", "axis_alias"]

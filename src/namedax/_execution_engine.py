@@ -201,7 +201,7 @@ def block(space: AbstractSpace, tok, size: int, offset) -> Any:
     ns = [np.uint32(a.size) for a in space.axes]
     tok = jnp.asarray(tok).astype(jnp.uint32)
     carry = jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
-    cs = [None] * gen.d
+    cs: list[Any] = [None] * gen.d
     for j in reversed(range(gen.d)):
         t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31
         cs[j], carry = t % ns[j], t // ns[j]

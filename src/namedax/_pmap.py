@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import equinox as eqx
 import jax
@@ -51,6 +51,7 @@ from ._vmap import (
     _run,
     _spec_for,
     _Specs,
+    _VmapWrapper,
     _zero_if_array_else_none,
     vmap,
 )
@@ -132,6 +133,7 @@ def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
                 n, what = (leaf.axes[d].size if d is not None else None), f"axes {leaf.axes}"
             elif s is None:
                 d = n = None
+                what = ""
             elif not _is_array(leaf):
                 raise ValueError(
                     f"pmap: argument {_leaf_path(w, args, kwargs, i, key, j)} is a {type(leaf).__name__}, not an "
@@ -213,8 +215,8 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
             vals.append(td.unflatten(full[start : start + n]))
             start += n
         with axis_alias(name, (mesh_axis, name)):
-            out, plan = _run(inner, tuple(vals[:n_args]), dict(zip(kw_keys, vals[n_args:], strict=True)),
-                             op="pmap", front=True)  # fmt: skip
+            out, plan = _run(cast(_VmapWrapper, inner), tuple(vals[:n_args]),
+                             dict(zip(kw_keys, vals[n_args:], strict=True)), op="pmap", front=True)  # fmt: skip
         # state entries that stay unbatched (the same on every element) come back replicated, the rest split
         unb = plan.unbatched() if plan is not None else set()
         out_leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
@@ -249,7 +251,7 @@ def pmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
     state: int | str | bool | None = None,
     unexpected_state: UnexpectedState = "raise",
 ) -> Callable[[Callable], Callable]: ...
@@ -263,7 +265,7 @@ def pmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
     state: int | str | bool | None = None,
     unexpected_state: UnexpectedState = "raise",
 ) -> Callable: ...
@@ -276,7 +278,7 @@ def pmap(
     default: Any = _zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
     state: int | str | bool | None = None,
     unexpected_state: UnexpectedState = "raise",
 ) -> Callable:

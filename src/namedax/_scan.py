@@ -397,6 +397,7 @@ def _map_state(fn, axis, batch_size, is_mapped, st, policy, names, args, kwargs)
 
     def classify(a, k):
         out, splan = _run(w, a, k, op="map", front=True, jax_names=(f"{name}:map",))
+        assert splan is not None  # w has a state, so _run returns its plan
         leaves = jax.tree.leaves(out, is_leaf=_is_named)
         unb = sorted(splan.unbatched())
         found[:] = [splan, unb]

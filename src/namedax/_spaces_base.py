@@ -327,7 +327,7 @@ class AbstractSpace:
     def _token_len(self) -> int:
         return self._gen.token_len()
 
-    def block_start(self, start: int) -> np.ndarray:
+    def block_start(self, start: int | np.integer) -> np.ndarray:
         """Encode flat index ``start`` for `block`: a small uint32 vector, exact for any index.
 
         Indices at or past N encode the last point (so a block starting there is all padding).
@@ -404,7 +404,7 @@ class AbstractSpace:
     def in_axes(self) -> Any:
         """A ``jax.vmap`` ``in_axes`` spec for the output of `block` / `points`: 0 for every free
         leaf, None for fixed leaves (a PyTree prefix of the state)."""
-        marks = [None] * len(self._paths)
+        marks: list[int | None] = [None] * len(self._paths)
         for pos in self._free:
             marks[pos] = 0
         return self._treedef.unflatten(marks)

@@ -21,6 +21,7 @@ leaves, on device, from nothing but the index. Three facts shape the code:
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -94,7 +95,7 @@ class GridGen:
     def advance(self, tok, k):
         ns = self.ip[0]
         carry = k
-        cs = [None] * self.d
+        cs: list[Any] = [None] * self.d
         for j in reversed(range(self.d)):
             t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31 (see module docstring)
             cs[j] = t % ns[j]

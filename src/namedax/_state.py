@@ -162,8 +162,9 @@ def place(leaf: Any, batched: Sequence[bool], in_pos: Sequence[int | None]) -> A
     lead = dict(zip(levels, range(len(levels)), strict=True))
     cur = list(range(len(levels), jnp.ndim(arr)))
     for k in reversed(range(len(in_pos))):
-        if in_pos[k] is not None:
-            cur.insert(min(in_pos[k], len(cur)), lead[k])
+        p = in_pos[k]
+        if p is not None:
+            cur.insert(min(p, len(cur)), lead[k])
     perm = [lead[k] for k in levels if in_pos[k] is None] + cur
     if perm == list(range(len(perm))):
         return leaf

@@ -28,7 +28,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, cast, overload
 
 import equinox as eqx
 import jax
@@ -129,10 +129,17 @@ class _Specs:
     __slots__ = ("default", "args", "kwargs", "names", "state", "policy", "_key")
 
     def __init__(
-        self, default, args: tuple, kwargs: dict, names: tuple[str, ...], state: Any = None, policy: str = "raise"
+        self,
+        default,
+        args: tuple,
+        kwargs: dict,
+        names: tuple[str, ...],
+        state: Any = None,
+        policy: UnexpectedState = "raise",
     ):
         self.default, self.args, self.kwargs, self.names = default, args, kwargs, names
-        self.state, self.policy = state, policy
+        self.state = state
+        self.policy: UnexpectedState = policy
         key = (default, args, tuple(kwargs.items()), names, (type(state).__name__, state), policy)  # False != 0
         try:
             hash(key)
@@ -210,7 +217,7 @@ def _spec_for(sp: _Specs, i: int | None, key: str | None) -> tuple[Any, str]:
     return sp.default, "default"
 
 
-def _arg_label(w: _VmapWrapper, i: int | None, key: str | None) -> str:
+def _arg_label(w: Any, i: int | None, key: str | None) -> str:  # w: a _VmapWrapper or pmap's; reads w._fun
     if key is not None:
         return key
     names = _positional_params(w._fun)[0]
@@ -357,7 +364,7 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict, *, op: str = "vmap", front:
     # With state: every level returns (batched arrays, unbatched arrays); which is which is decided
     # while tracing (see _state) and recorded in `split`, with the output's static parts in `meta`.
     label = _arg_label(w, *st)
-    state_val = args[st[0]] if st[1] is None else kwargs[st[1]]
+    state_val = args[cast(int, st[0])] if st[1] is None else kwargs[st[1]]  # (index, None) or (None, key)
     names_j = jax_names or tuple(a.name for a in mapped)
     meta: list = []  # [treedef, per leaf ("named", axes) | ("array",) | ("static", value), dyn -> leaf, n_y]
     split: list = [None] * n_lev

@@ -45,7 +45,7 @@ import hashlib
 import operator
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -402,14 +402,15 @@ class SequentialExecution:
                         f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
                         f"{_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point must give "
                         "the same PyTree of the same shapes and dtypes", i)
-                for dst, leaf in zip(arrays, [x for x in jax.tree.leaves(out) if _is_array(x)], strict=True):
+                leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
+                for dst, leaf in zip(cast(list, arrays), leaves, strict=True):
                     dst[i] = np.asarray(leaf)
                 if bar is not None:
                     bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
-        return Results(arrays, layout, space)
+        return Results(cast(list, arrays), cast(Layout, layout), space)  # set at the first point (N >= 1)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)

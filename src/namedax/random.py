@@ -82,7 +82,7 @@ def _key(op: str, key: Any) -> Any:
             )
         key = key.array
     dtype = getattr(key, "dtype", None)
-    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
         if key.ndim != 0:
             raise ValueError(f"{op}: `key` must be a single key, got a key array of shape {key.shape}")
         return key
@@ -146,7 +146,7 @@ def split(key: Any, axis: AxisSpec | Axis) -> NamedArray:
     axes = _axes("split", axis)
     key = _key("split", key)
     keys = jrandom.split(key, _shape(axes))
-    if not jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jrandom.wrap_key_data(keys)
     return _new(keys, axes)
 
@@ -431,14 +431,15 @@ def choice(
         n *= ax.size
     if not replace and n > along.size:
         raise ValueError(f"choice: {n} draws over {axes} without replacement from {along} of size {along.size}")
+    p_array = None
     if p is not None:
         if not isinstance(p, NamedArray) or [x.name for x in p.axes] != [along.name]:
             got = p.axes if isinstance(p, NamedArray) else type(p).__name__
             raise ValueError(f"choice: `p` must be a NamedArray over exactly {along}, got {got}")
         if p.axes[0].size != along.size:
             raise ValueError(f"choice: `p` has {p.axes[0]}, but `a` has {along}")
-        p = p.array
-    return _new(jrandom.choice(key, arr, _shape(axes), replace, p, i), out)
+        p_array = p.array
+    return _new(jrandom.choice(key, arr, _shape(axes), replace, p_array, i), out)
 
 
 # ---------------------------------------------------------------------------------------------

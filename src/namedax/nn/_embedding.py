@@ -112,7 +112,7 @@ class Embedding(eqx.Module):
         elif not (isinstance(ids, int | np.integer) and not isinstance(ids, bool)):
             raise TypeError(
                 f"Embedding: ids must be an integer NamedArray or an int, got {type(ids).__name__}"
-                + (f" of shape {ids.shape}; name its axes with nx.named" if hasattr(ids, "shape") else "")
+                + (f" of shape {getattr(ids, 'shape')}; name its axes with nx.named" if hasattr(ids, "shape") else "")
             )
         return self.weight[self.Vocab.name, ids]
 

@@ -44,6 +44,7 @@ from typing import Any, Generic, TypeVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import _kernels, _state
@@ -80,7 +81,7 @@ def _plain_keys(tree: Any) -> Any:
     ``nx.random.split(key, Layers)``) is unwrapped, so layer code may call `jax.random.split` on it."""
 
     def unwrap(leaf):
-        if _is_named(leaf) and not leaf.axes and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        if _is_named(leaf) and not leaf.axes and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             return leaf.array
         return leaf
 
@@ -322,6 +323,7 @@ class Stacked(eqx.Module, Generic[M]):
             carry, shared = carry
             a, k = _plain_keys((a, k))
             if st is not None:
+                assert where is not None  # st is built from it
                 a, k = _stacked_state.put(where, a, k, st.inner(st.merge(per, shared)))
             out = fn(unwrap(layer), carry, *a, **k)
             if st is not None:
@@ -537,14 +539,18 @@ class Stacked(eqx.Module, Generic[M]):
         _state.check_options(state, unexpected_state, "Stacked.vmap_via")
         return lambda *args, **kwargs: self._vmap("Stacked.vmap_via", fn, args, kwargs, state, unexpected_state)
 
-    def _vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict, state: Any = None, policy: str = "raise"):
+    def _vmap(
+        self, op: str, fn: Callable, args: tuple, kwargs: dict, state: Any = None, policy: UnexpectedState = "raise"
+    ):
         _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=1))
         where = _stacked_state.find(state, fn, (None,), args, kwargs, op)
         if _kernels.is_eager() and _statics_hashable((fn, args, kwargs)):
             return _eager_vmap(self, op, fn, args, kwargs, where, policy)
         return self._run_vmap(op, fn, args, kwargs, where, policy)
 
-    def _run_vmap(self, op: str, fn: Callable, args: tuple, kwargs: dict, where=None, policy: str = "raise"):
+    def _run_vmap(
+        self, op: str, fn: Callable, args: tuple, kwargs: dict, where=None, policy: UnexpectedState = "raise"
+    ):
         layers, unwrap = self._named_layers(op)
         if where is None:
 
@@ -651,7 +657,7 @@ def _eager_loop(stack: Stacked, op: str, fn: Callable, keep_outputs: bool, x: An
 
 
 @eqx.filter_jit
-def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict, where, policy: str):
+def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict, where, policy: UnexpectedState):
     return stack._run_vmap(op, fn, args, kwargs, where, policy)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import equinox as eqx
 import jax
@@ -58,13 +58,14 @@ def find(
 
 
 def take(where: tuple[int | None, str | None], args: tuple, kwargs: dict) -> Any:
-    pos, key = where
-    return args[pos] if key is None else kwargs[key]
+    pos, key = where  # (index, None) or (None, key)
+    return args[cast(int, pos)] if key is None else kwargs[key]
 
 
 def put(where: tuple[int | None, str | None], args: tuple, kwargs: dict, value: Any) -> tuple[tuple, dict]:
     pos, key = where
     if key is None:
+        pos = cast(int, pos)  # (index, None) or (None, key)
         return args[:pos] + (value,) + args[pos + 1 :], kwargs
     return args, {**kwargs, key: value}
 

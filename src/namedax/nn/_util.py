@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from .._axis import Axis, AxisSpec, check_unique, to_axes
 from .._core import NamedArray
@@ -44,7 +45,7 @@ def key_of(key: Any, op: str) -> Any:
         raise TypeError(f"{op}: a PRNG `key` is required, e.g. key=jax.random.key(0)")
     dtype = getattr(key, "dtype", None)
     ndim = getattr(key, "ndim", None)
-    typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
     if (typed and ndim == 0) or (not typed and dtype == "uint32" and ndim == 1):
         return key
     hint = ""

@@ -402,7 +402,8 @@ def _lift(*xs):
 
 
 def _isclose(a, b, rtol, atol):
-    return jnp.isclose(*_lift(a, b, rtol, atol))
+    a, b, rtol, atol = _lift(a, b, rtol, atol)
+    return jnp.isclose(a, b, rtol, atol)
 
 
 def _isclose_nan(a, b, rtol, atol):

@@ -91,7 +91,7 @@ def _make_many(axes_list, out: tuple[str, ...], precision, pet):
     shapes = [tuple(a.size for a in axes) for axes in axes_list]
     # "optimal" is exponential in the number of operands: fine for a few, greedy beyond
     how = "optimal" if len(axes_list) <= 5 else "greedy"
-    path = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)[0] if len(axes_list) > 1 else False
+    path: Any = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)[0] if len(axes_list) > 1 else False
 
     def f(*xs):
         return jnp.einsum(spec, *xs, optimize=path, precision=precision, preferred_element_type=pet)
@@ -371,7 +371,7 @@ def _by_name(eq, terms, rhs, al: _Aliases, union) -> tuple[str, ...]:
         for n in out:
             if n is not Ellipsis and n not in names:
                 raise AxisNotFoundError(f"einsum: {n!r} ({side} of {eq!r}) is in no array; the arrays have {union}")
-        listed = [n for n in out if n is not Ellipsis]
+        listed = [n for n in out if n is not ...]
         if len(set(listed)) != len(listed):
             raise ValueError(f"einsum: an axis is named twice on the {side} of {eq!r}")
         return out, listed

@@ -117,17 +117,19 @@ def _plan(name, fn, mode, x_axes, axis, static, w_axes):
             def f(a):
                 return fn(a, axis=positions, **kw)
 
-        elif align is None:
+            return f
+        if align is None:
 
-            def f(a, w):
+            def masked(a, w):
                 return fn(a, axis=positions, where=w, **kw)
 
         else:
+            al = align  # not None here
 
-            def f(a, w):
-                return fn(a, axis=positions, where=align(w), **kw)
+            def masked(a, w):
+                return fn(a, axis=positions, where=al(w), **kw)
 
-        return f
+        return masked
 
     k = _kernels.kernel(("reduce", fn, x_axes, positions, static, w_axes), make)
     return k, out_axes

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import jax
 import jax.numpy as jnp
@@ -299,7 +299,7 @@ def _roll_plan(x, axis, shift):
     ax = idx[0] if type(axis) is str or type(axis) is Axis else idx
     if dynamic:
         return _kernels.kernel(("shape.roll_dynamic", ax), lambda: lambda a, s: jnp.roll(a, s, axis=ax))
-    s = tuple(map(int, shift)) if several else int(shift)
+    s = tuple(map(int, shift)) if several else int(cast(SupportsInt, shift))  # one shift: a number
     return _kernels.kernel(("shape.roll", s, ax), lambda: lambda a: jnp.roll(a, s, axis=ax))
 
 
@@ -491,11 +491,11 @@ def _pad_plan(x, items, mode, opts):
     kw = dict(opts)
     if mode == "constant":  # the fill value is an argument: it may be traced
 
-        def make():
+        def make() -> Callable:
             return lambda a, c: jnp.pad(a, widths, mode="constant", constant_values=c, **kw)
     else:
 
-        def make():
+        def make() -> Callable:
             return lambda a: jnp.pad(a, widths, mode=mode, **kw)
 
     return _kernels.kernel(("shape.pad", widths, mode, opts), make), out
