@@ -595,6 +595,15 @@ space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
                    "b": Parameter("b", 0.0, low=0.5, high=1.5, free=True)}, n={"a": 1000, "b": 1000})
 mode, d = sys.argv[1], sys.argv[2]
 if mode == "run":
+    # A pause after each saved block keeps the sweep running for seconds, whatever the machine's
+    # speed, so the parent always sees blocks land before it kills; the kill still lands mid-sweep.
+    import time
+    from namedax._execution_checkpoint import Checkpoint
+    write = Checkpoint.write
+    def slow_write(self, *a):
+        write(self, *a)
+        time.sleep(0.1)
+    Checkpoint.write = slow_write
     ParallelExecution(model, space, checkpoint_dir=d, progress=False).run()
     print("FINISHED")
 else:
