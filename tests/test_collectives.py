@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_named_close, to_numpy
 
 import namedax as nx
+from helpers import assert_named_close, to_numpy
 from namedax import _collectives
 
 A, B, E = nx.Axis("a", 2), nx.Axis("b", 3), nx.Axis("e", 4)

@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_named_close, to_numpy
 from hypothesis import given
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import assert_named_close, to_numpy
 from namedax import Axis, NamedArray
 
 A, B, C = Axis("a", 2), Axis("b", 3), Axis("c", 4)
@@ -55,6 +55,17 @@ def test_namedarray_is_immutable():
     x = nx.zeros((A,))
     with pytest.raises(AttributeError, match="immutable"):
         x.array = jnp.ones(2)  # type: ignore[misc]
+
+
+def test_pickle_and_copy():
+    import copy
+    import pickle
+
+    a = arr(2, 3)
+    x = nx.named(a, ("a", "b"))
+    for y in (copy.copy(x), copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
+        assert type(y) is NamedArray and y.axes == (A, B)
+        np.testing.assert_array_equal(np.asarray(y.array), a)
 
 
 def test_pytree_structure_and_paths():
@@ -136,6 +147,21 @@ def test_scalars_broadcast_on_either_side(op):
         assert_named_close(op(x, s), op(jnp.asarray(a), s), ("a", "b"))
         assert_named_close(op(s, x), op(s, jnp.asarray(a)), ("a", "b"))
     assert op(x, 2).dtype == op(jnp.asarray(a), 2).dtype
+
+
+def test_pow_by_an_integer_is_exactly_jnp():
+    # jnp.power specialises on a concrete integer exponent (lax.integer_pow); an eager namedax
+    # `x ** 3` must give the same bits, not those of lax.pow with a traced exponent
+    a = (arr(1000) * 10).astype(np.float32)
+    x = nx.named(a, "t")
+    for n in (2, 3, 7, -2, np.int32(5), True):
+        for out in (x**n, nx.power(x, n)):
+            assert out.dtype == (jnp.asarray(a) ** n).dtype
+            np.testing.assert_array_equal(np.asarray(out.array), np.asarray(jnp.asarray(a) ** n))
+    i = nx.named(np.arange(1, 4, dtype=np.int32), "t")
+    with pytest.raises(TypeError, match="negative powers"):  # as jnp: not garbage from lax.pow
+        i**-1
+    np.testing.assert_array_equal(np.asarray((i**2).array), np.arange(1, 4) ** 2)
 
 
 def test_unary_operators():
@@ -303,6 +329,38 @@ def test_index_gather_by_named_array():
     np.testing.assert_array_equal(to_numpy(out3, ("a", "k", "m")), ref3)
 
 
+def test_index_slices_with_numpy_and_concrete_array_bounds():
+    a = arr(2, 3, 4)
+    x = nx.named(a, ("a", "b", "c"))
+    for sl in (slice(jnp.array(1), 3), slice(np.int64(3), None, np.int32(-2)), slice(None, jnp.array(-1))):
+        assert_named_close(x["c", sl], jnp.asarray(a)[:, :, sl], ("a", "b", "c"))
+
+
+def test_slice_errors_name_the_axis():
+    x = nx.zeros((A, B))
+    with pytest.raises(ValueError, match="indexing: the slice .* for axis 'b' has step 0"):
+        x["b", ::0]
+    with pytest.raises(TypeError, match="indexing: the slice .* for axis 'b' needs static int bounds"):
+        jax.jit(lambda x, n: x["b", n:])(x, 1)
+    with pytest.raises(TypeError, match=r"\.at\[\]: the slice .* for axis 'a' needs static int bounds"):
+        x.at["a", 0.5:].set(1.0)
+
+
+def test_positional_axes_are_refused_naming_the_operation():
+    x = nx.zeros((A, B))
+    calls = {
+        "indexing": lambda: x[{0: 1}],
+        "rearrange": lambda: nx.rearrange(x, (1, 0)),
+        "rename": lambda: nx.rename(x, {0: "z"}),
+        "broadcast_to": lambda: nx.broadcast_to(x, (0, "b")),
+        "axis_size": lambda: x.axis_size(0),
+        "has_axis": lambda: x.has_axis(0),
+    }
+    for op, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{op}: an axis selector .* got int: \d \(namedax selects axes by name"):
+            call()
+
+
 def test_index_errors():
     x = nx.zeros((A, B))
     with pytest.raises(IndexError, match="index 3 is out of range for axis 'a' of size 2"):
@@ -373,7 +431,7 @@ def test_jit_grad_vmap_and_tree_utilities():
 
     leaves = jax.tree.leaves({"x": x, "y": [y, 1.0]})
     assert len(leaves) == 3
-    s = jax.tree.map(lambda l: l + 1, {"x": x})
+    s = jax.tree.map(lambda leaf: leaf + 1, {"x": x})
     assert s["x"].axes == x.axes
 
 

@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import jax.scipy.special as jss
 import numpy as np
 import pytest
-from helpers import to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import to_numpy
 
 # Sizes are fixed per name so that random axis orders reuse a small set of compiled signatures.
 SIZES = {"a": 2, "b": 3, "c": 1}
@@ -335,8 +335,11 @@ def test_clip(rng):
     check(nx.clip(x, a_min=-0.5), jnp.clip(arr, min=-0.5), ("a", "b"))
     check(nx.clip(x, a_max=0.5), jnp.clip(arr, max=0.5), ("a", "b"))
     check(x.clip(0.0, 0.1), jnp.clip(arr, 0.0, 0.1), ("a", "b"))
-    check(nx.clip(x, named(lo, ("b",)), named(hi, ("c", "b"))), jnp.clip(arr[:, :, None], lo[None, :, None], hi.T[None]),
-          ("a", "b", "c"))  # fmt: skip
+    check(
+        nx.clip(x, named(lo, ("b",)), named(hi, ("c", "b"))),
+        jnp.clip(arr[:, :, None], lo[None, :, None], hi.T[None]),
+        ("a", "b", "c"),
+    )
     assert nx.clip(x) is x
     with pytest.raises(ValueError, match="clip: axis 'b' has size 3 in one operand and 2"):
         nx.clip(x, nx.zeros({"b": 2}), 1.0)

@@ -181,6 +181,9 @@ def test_dot_under_jit_and_grad():
 
 def test_dot_errors():
     x, w = rand((Bt, E)), rand((E, O))
+    for axis in (1, (1,)):  # a jnp habit: refused, with the operation named
+        with pytest.raises(TypeError, match=r"^dot: an axis selector .* got int: 1 \(namedax selects axes by name"):
+            nx.dot(x, w, axis=axis)
     with pytest.raises(ValueError, match=r"dot: axis 'embed' has size 4 in one operand and 5 in another"):
         nx.dot(x, rand((Axis("embed", 5),)), axis="embed")
     with pytest.raises(

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import to_numpy
 
 # Sizes are fixed per name so that random axis orders reuse a small set of compiled signatures.
 SIZES = {"a": 2, "b": 3, "c": 4}
@@ -326,8 +326,13 @@ def test_errors():
         nx.mean(x, nx.Axis("a", 5))
     with pytest.raises(ValueError, match=r"sum: an axis is selected twice in \('a', 'a'\)"):
         nx.sum(x, ("a", "a"))
-    with pytest.raises(TypeError, match=r"expected an axis, an axis name"):
-        nx.sum(x, 3)
+    for call in (lambda: nx.sum(x, 3), lambda: nx.sum(x, (0, 1)), lambda: x.sum([1])):
+        with pytest.raises(TypeError, match=r"^sum: an axis selector .* got int: \d \(namedax selects axes by name"):
+            call()
+    with pytest.raises(TypeError, match=r"^argmax: an axis selector .* not by position"):
+        nx.argmax(x, 0)
+    with pytest.raises(TypeError, match=r"^cumsum: an axis selector .* not by position"):
+        nx.cumsum(x, 1)
     with pytest.raises(TypeError, match=r"std: cannot combine a NamedArray with a plain array of shape \(2, 3\)"):
         nx.std(jnp.zeros((2, 3)), "a")
 

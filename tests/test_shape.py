@@ -105,6 +105,41 @@ def test_flatten_unflatten_round_trips(order, data):
     np.testing.assert_array_equal(z.array, y.array)
 
 
+# ---- stack / concatenate / creation -------------------------------------------------------------
+
+
+def test_stack_and_concatenate_align_by_name():
+    x, y = rand((A, B, C)), rand((C, A, B), seed=1)
+    xa, ya = to_numpy(x, ("a", "b", "c")), to_numpy(y, ("a", "b", "c"))
+    assert_named_close(nx.stack("s", [x, y]), np.stack([xa, ya]), ("s", "a", "b", "c"))
+    assert_named_close(nx.concatenate("b", [x, y]), np.concatenate([xa, ya], axis=1), ("a", "b", "c"))
+
+
+def test_creation_errors_name_the_operation():
+    x = rand((A, B))
+    for op in (nx.stack, nx.concatenate):
+        with pytest.raises(TypeError, match=rf"{op.__name__}: array 1 is a ndarray, not a NamedArray"):
+            op("a", [x, np.zeros((2, 3))])
+    for op in (nx.zeros_like, nx.ones_like):
+        with pytest.raises(TypeError, match=f"{op.__name__}: expected a NamedArray"):
+            op(np.zeros(3))
+    with pytest.raises(TypeError, match="full_like: expected a NamedArray"):
+        nx.full_like(np.zeros(3), 1.0)
+    for op in (nx.arange, lambda ax: nx.linspace(ax, start=0, stop=1)):
+        with pytest.raises(ValueError, match="expected one axis"):
+            op({"a": 2, "b": 3})
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.float16, jnp.float32])
+def test_arange_keeps_the_dtype_asked_for(dtype):
+    T = Axis("t", 6)
+    for start, step in ((0, 1), (2, 3), (0.5, 1), (1, 0.5), (-1.5, -2)):
+        r = nx.arange(T, start=start, step=step, dtype=dtype)
+        assert r.axes == (T,) and r.dtype == dtype
+        # the documented values, start + step * i, in the dtype asked for
+        np.testing.assert_array_equal(np.asarray(r.array), (start + step * np.arange(6)).astype(dtype))
+
+
 # ---- split / unbind ----------------------------------------------------------------------------
 
 
@@ -204,6 +239,23 @@ def test_take_batched_over_shared_axes():
     np.testing.assert_array_equal(rj.array, expected)
 
 
+def test_positional_axes_are_refused_naming_the_operation():
+    x = rand((A, B, C))
+    calls = {
+        "take": lambda: nx.take(x, 0, 1),
+        "roll": lambda: nx.roll(x, 1, 0),
+        "flatten_axes": lambda: nx.flatten_axes(x, (0, 1), "m"),
+        "unflatten_axis": lambda: nx.unflatten_axis(x, 0, {"p": 2}),
+        "tril": lambda: nx.tril(x, "a", 1),
+        "split": lambda: nx.split(x, 0, [1, 1]),
+        "stack": lambda: nx.stack(0, [x, x]),
+        "concatenate": lambda: nx.concatenate(0, [x, x]),
+    }
+    for op, call in calls.items():
+        with pytest.raises(TypeError, match=rf"^{op}: an axis selector .* got int: \d \(namedax selects axes by name"):
+            call()
+
+
 def test_take_errors():
     x = rand((A, B, C))
     with pytest.raises(IndexError, match="take: index 3 is out of range for axis 'b' of size 3"):
@@ -220,6 +272,17 @@ def test_take_errors():
         nx.take(x, "b", nx.named(np.zeros(5, int), "a"))
     with pytest.raises(nx.AxisNotFoundError, match="take: no axis 'z'"):
         nx.take(x, "z", 0)
+
+
+def test_take_out_of_range_int_with_a_mode_as_jnp():
+    # mode="clip" / "fill" define what an out-of-range index gives: no IndexError then
+    x = rand((A, B, C))
+    xa = to_numpy(x, ("a", "b", "c"))
+    for index in (3, np.int64(7), -9):
+        r = nx.take(x, "b", index, mode="clip")
+        assert_named_close(r, jnp.take(xa, index, axis=1, mode="clip"), ("a", "c"))
+        r = nx.take(x, "b", index, mode="fill", fill_value=-1.0)
+        assert_named_close(r, jnp.take(xa, index, axis=1, mode="fill", fill_value=-1.0), ("a", "c"))
 
 
 def test_pad():

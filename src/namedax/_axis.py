@@ -12,7 +12,7 @@ every per-signature cache in namedax, so hashing them sits on the hot path of ev
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TypeAlias, Union, final
+from typing import TypeAlias, final
 
 
 @final  # every check is `type(x) is Axis`; final lets type checkers narrow on it
@@ -82,16 +82,16 @@ class Axis:
         return Axis(self.name, size)
 
 
-AxisSelector: TypeAlias = Union[Axis, str]
+AxisSelector: TypeAlias = Axis | str
 """One axis, by `Axis` or by name."""
-AxisSpec: TypeAlias = Union[Sequence[Axis], Mapping[str, int]]
+AxisSpec: TypeAlias = Sequence[Axis] | Mapping[str, int]
 """Several axes with their sizes: a sequence of `Axis` or a ``{name: size}`` mapping."""
-AxisSelection: TypeAlias = Union[AxisSelector, Sequence[AxisSelector], Mapping[str, int]]
+AxisSelection: TypeAlias = AxisSelector | Sequence[AxisSelector] | Mapping[str, int]
 """One or several axes, by `Axis` or by name, or a ``{name: size}`` mapping."""
 
 
-def axis_name(ax: AxisSelector) -> str:
-    """The name of an axis selector.
+def axis_name(ax: AxisSelector, op: str | None = None) -> str:
+    """The name of an axis selector; ``op``, the caller's name, starts the error message.
 
     Examples:
         >>> import namedax as nx
@@ -102,7 +102,14 @@ def axis_name(ax: AxisSelector) -> str:
         return ax
     if type(ax) is Axis:
         return ax.name
-    raise TypeError(f"an axis selector is an Axis or a str, got {type(ax).__name__}: {ax!r}")
+    raise TypeError(_selector_error(ax, op))
+
+
+def _selector_error(ax, op: str | None) -> str:
+    msg = f"{op + ': ' if op else ''}an axis selector is an Axis or a str, got {type(ax).__name__}: {ax!r}"
+    if isinstance(ax, int):
+        msg += " (namedax selects axes by name, not by position)"
+    return msg
 
 
 def axis_size(ax: AxisSpec | Axis) -> int:
@@ -138,8 +145,9 @@ def selects_axis(selection: AxisSelection, ax: AxisSelector) -> bool:
     return False
 
 
-def to_selectors(selection: AxisSelection) -> tuple[AxisSelector, ...]:
-    """Normalise one selector, a sequence of them, or a mapping to a tuple of selectors."""
+def to_selectors(selection: AxisSelection, op: str | None = None) -> tuple[AxisSelector, ...]:
+    """Normalise one selector, a sequence of them, or a mapping to a tuple of selectors; ``op``, the
+    caller's name, starts the error message."""
     if type(selection) is str or type(selection) is Axis:
         return (selection,)
     if isinstance(selection, Mapping):
@@ -147,10 +155,12 @@ def to_selectors(selection: AxisSelection) -> tuple[AxisSelector, ...]:
     if isinstance(selection, Sequence):
         out = tuple(selection)
         for s in out:
-            axis_name(s)  # type check
+            axis_name(s, op)  # type check
         return out
+    if isinstance(selection, int):
+        raise TypeError(_selector_error(selection, op))
     raise TypeError(
-        "expected an axis, an axis name, a sequence of them or a {name: size} mapping, "
+        f"{op + ': ' if op else ''}expected an axis, an axis name, a sequence of them or a {{name: size}} mapping, "
         f"got {type(selection).__name__}: {selection!r}"
     )
 

@@ -72,7 +72,7 @@ def axis_alias(name: str, jax_names: Sequence[Any]) -> Iterator[None]:
 def _resolve(axis: AxisSelection, op: str) -> tuple[Any, ...]:
     """All JAX axis names for a selection, checked to be mapped here."""
     out: list = []
-    for sel in to_selectors(axis):
+    for sel in to_selectors(axis, op):
         name = axis_name(sel)
         names = jax_axis_names(name)
         size = 1

@@ -21,6 +21,7 @@ array of nonzero rank is refused rather than matched by position.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -104,6 +105,11 @@ class NamedArray:
     def __setattr__(self, key, value):
         raise AttributeError("NamedArray is immutable")
 
+    def __reduce__(self):
+        # pickle and copy.(deep)copy rebuild through the constructor: their default sets the slots
+        # with setattr, which an immutable class refuses
+        return (NamedArray, (self.array, self.axes))
+
     def __class_getitem__(cls, spec: Any) -> Any:
         """``NamedArray["batch embed"]`` is ``namedax.typing.Named["batch embed"]``."""
         from .typing import Named  # lazy: typing sits below _core in the layering
@@ -137,7 +143,7 @@ class NamedArray:
 
     def has_axis(self, axis: AxisSelection) -> bool:
         """Whether every selected axis is present (by name, and by size for an `Axis`)."""
-        for sel in to_selectors(axis):
+        for sel in to_selectors(axis, "has_axis"):
             name = axis_name(sel)
             found = next((a for a in self.axes if a.name == name), None)
             if found is None or (type(sel) is Axis and found.size != sel.size):
@@ -148,7 +154,7 @@ class NamedArray:
         """The `Axis` (or tuple of them, for several) that a selection names."""
         if type(axis) is str or type(axis) is Axis:
             return self.axes[self._index(axis, "resolve_axis")]
-        return tuple(self.axes[self._index(s, "resolve_axis")] for s in to_selectors(axis))
+        return tuple(self.axes[self._index(s, "resolve_axis")] for s in to_selectors(axis, "resolve_axis"))
 
     def _index(self, axis: AxisSelector, op: str) -> int:
         return axis_index_in(self.axes, axis, op)
@@ -375,7 +381,7 @@ jax.tree_util.register_pytree_with_keys(NamedArray, _flatten_with_keys, _unflatt
 
 def axis_index_in(axes: tuple[Axis, ...], axis: AxisSelector, op: str) -> int:
     """Position of ``axis`` in ``axes``; a helpful error names what is there."""
-    name = axis_name(axis)
+    name = axis_name(axis, op)
     for i, a in enumerate(axes):
         if a.name == name:
             if type(axis) is Axis and axis.size != a.size:
@@ -521,11 +527,33 @@ def broadcast_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = 
 _PLANS: dict = {}
 
 
+@functools.cache
+def _integer_pow(n: int) -> Callable:
+    def pow_n(x):
+        return jnp.power(x, n)
+
+    return pow_n
+
+
+def power_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = None) -> Any:
+    """`broadcast_apply` for ``fn = jnp.power``. An exponent given as a Python or numpy int is part
+    of the plan, not an argument of the jitted kernel: jax.numpy specialises on a concrete integer
+    exponent (`jax.lax.integer_pow`: ``x ** 3`` by multiplication, an error for a negative power of
+    an integer array), which a traced exponent would turn into a general ``lax.pow``."""
+    x1, x2 = args
+    if isinstance(x2, int | np.integer):  # bool too, as in jax.numpy
+        n = operator.index(x2)
+        return broadcast_apply(name, _integer_pow(n), (x1,), static=("integer_pow", n, static))
+    return broadcast_apply(name, fn, args, static)
+
+
 def _binary(name: str, op: Callable, reflected: bool = False):
+    apply = power_apply if op is jnp.power and not reflected else broadcast_apply
+
     def method(self, other):
         if not (_is_named(other) or isinstance(other, jax.Array | np.ndarray | int | float | complex | np.generic)):
             return NotImplemented  # e.g. a spaces.Parameter: its reflected operator handles it
-        return broadcast_apply(name, op, (other, self) if reflected else (self, other))
+        return apply(name, op, (other, self) if reflected else (self, other))
 
     method.__name__ = f"__{'r' if reflected else ''}{name}__"
     return method
@@ -581,7 +609,7 @@ def rename(x: NamedArray, renames: Mapping[AxisSelector, AxisSelector]) -> Named
         i = axis_index_in(x.axes, old, "rename")
         if type(nw) is Axis and nw.size != new[i].size:
             raise ValueError(f"rename: {x.axes[i]} cannot be renamed to {nw} (sizes differ)")
-        new[i] = Axis(axis_name(nw), new[i].size)
+        new[i] = Axis(axis_name(nw, "rename"), new[i].size)
     out = tuple(new)
     check_unique(out, "rename")
     return _new(x.array, out)
@@ -717,6 +745,19 @@ def _getitem_fn(static: tuple) -> Callable:
     return f
 
 
+_BOUND = (int, type(None))
+
+
+def _static_slice(ix: slice, ax: Axis, op: str) -> slice:
+    try:
+        return slice(*(None if v is None else operator.index(v) for v in (ix.start, ix.stop, ix.step)))
+    except TypeError:  # a float, or a traced value (a slice's size must be known when tracing)
+        raise TypeError(
+            f"{op}: the slice {ix} for axis {ax.name!r} needs static int bounds (a traced start goes in "
+            "jax.lax.dynamic_slice_in_dim, or index with an integer array)"
+        ) from None
+
+
 def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tuple[Axis, ...]]:
     """Translate a by-name index to a positional one, and the axes of the result.
 
@@ -734,6 +775,10 @@ def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tupl
             raise ValueError(f"{op}: axis {axes[i].name!r} is indexed twice")
         ax = axes[i]
         if isinstance(ix, slice):
+            if not (type(ix.start) in _BOUND and type(ix.stop) in _BOUND and type(ix.step) in _BOUND):
+                ix = _static_slice(ix, ax, op)  # numpy ints, concrete 0-d arrays: hashable ints
+            if ix.step == 0:
+                raise ValueError(f"{op}: the slice {ix} for axis {ax.name!r} has step 0")
             pos[i] = ix
             axes_i = Axis(ax.name, len(range(*ix.indices(ax.size))))
             kinds[i] = "slice"

@@ -8,11 +8,29 @@ from typing import Any
 import jax.numpy as jnp
 
 from .._axis import Axis, AxisSelector, AxisSpec, axis_name, check_unique, to_axes
-from .._core import NamedArray, _new, axis_index_in, broadcast_to, union_of
+from .._core import NamedArray, _is_named, _new, axis_index_in, broadcast_to, union_of
 
 
 def _shape(axes: tuple[Axis, ...]) -> tuple[int, ...]:
     return tuple(a.size for a in axes)
+
+
+def _one_axis(axis: Axis, op: str) -> Axis:
+    axes = to_axes(axis)
+    if len(axes) != 1:
+        raise ValueError(f"{op}: expected one axis, got {axes}")
+    return axes[0]
+
+
+def _check_named(x: Any, op: str) -> None:
+    if not _is_named(x):
+        raise TypeError(f"{op}: expected a NamedArray, got {type(x).__name__}; name its axes with nx.named")
+
+
+def _check_all_named(arrays: list, op: str) -> None:
+    for i, a in enumerate(arrays):
+        if not _is_named(a):
+            raise TypeError(f"{op}: array {i} is a {type(a).__name__}, not a NamedArray; name its axes with nx.named")
 
 
 def zeros(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
@@ -62,6 +80,7 @@ def zeros_like(x: NamedArray, dtype=None) -> NamedArray:
         >>> nx.zeros_like(nx.ones({"a": 2})).array
         Array([0., 0.], dtype=float32)
     """
+    _check_named(x, "zeros_like")
     return _new(jnp.zeros_like(x.array, dtype), x.axes)
 
 
@@ -73,6 +92,7 @@ def ones_like(x: NamedArray, dtype=None) -> NamedArray:
         >>> nx.ones_like(nx.zeros({"a": 2}), dtype=int).array
         Array([1, 1], dtype=int32)
     """
+    _check_named(x, "ones_like")
     return _new(jnp.ones_like(x.array, dtype), x.axes)
 
 
@@ -84,6 +104,7 @@ def full_like(x: NamedArray, fill_value: Any, dtype=None) -> NamedArray:
         >>> nx.full_like(nx.zeros({"a": 2}), 3).array
         Array([3., 3.], dtype=float32)
     """
+    _check_named(x, "full_like")
     return _new(jnp.full_like(x.array, fill_value, dtype), x.axes)
 
 
@@ -95,9 +116,13 @@ def arange(axis: Axis, *, start: Any = 0, step: Any = 1, dtype=None) -> NamedArr
         >>> nx.arange(nx.Axis("t", 4), start=1, step=2).array
         Array([1, 3, 5, 7], dtype=int32)
     """
-    (ax,) = to_axes(axis)
-    return _new(jnp.arange(ax.size, dtype=dtype) * step + start if (start, step) != (0, 1)
-                else jnp.arange(ax.size, dtype=dtype), (ax,))  # fmt: skip
+    ax = _one_axis(axis, "arange")
+    a = jnp.arange(ax.size, dtype=dtype)
+    if (start, step) != (0, 1):
+        a = a * step + start
+        if dtype is not None:  # a float start or step must not change the dtype asked for
+            a = a.astype(dtype)
+    return _new(a, (ax,))
 
 
 def linspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, dtype=None) -> NamedArray:
@@ -108,7 +133,7 @@ def linspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, dtype=
         >>> nx.linspace(nx.Axis("x", 3), start=0.0, stop=1.0).array
         Array([0. , 0.5, 1. ], dtype=float32)
     """
-    (ax,) = to_axes(axis)
+    ax = _one_axis(axis, "linspace")
     return _new(jnp.linspace(start, stop, ax.size, endpoint=endpoint, dtype=dtype), (ax,))
 
 
@@ -120,7 +145,7 @@ def logspace(axis: Axis, *, start: Any, stop: Any, endpoint: bool = True, base: 
         >>> nx.logspace(nx.Axis("x", 3), start=0.0, stop=2.0).array
         Array([  1.,  10., 100.], dtype=float32)
     """
-    (ax,) = to_axes(axis)
+    ax = _one_axis(axis, "logspace")
     return _new(jnp.logspace(start, stop, ax.size, endpoint=endpoint, base=base, dtype=dtype), (ax,))
 
 
@@ -139,7 +164,8 @@ def stack(axis: AxisSelector, arrays: Sequence[NamedArray]) -> NamedArray:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("stack: no arrays given")
-    name = axis_name(axis)
+    _check_all_named(arrays, "stack")
+    name = axis_name(axis, "stack")
     new = Axis(name, len(arrays))
     if type(axis) is Axis and axis.size != len(arrays):
         raise ValueError(f"stack: {axis} given, but {len(arrays)} arrays to stack")
@@ -166,7 +192,8 @@ def concatenate(axis: AxisSelector, arrays: Sequence[NamedArray]) -> NamedArray:
     arrays = list(arrays)
     if not arrays:
         raise ValueError("concatenate: no arrays given")
-    name = axis_name(axis)
+    _check_all_named(arrays, "concatenate")
+    name = axis_name(axis, "concatenate")
     ref = arrays[0].axes
     i0 = axis_index_in(ref, name, "concatenate")
     others = ref[:i0] + ref[i0 + 1 :]

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
-from .._core import NamedArray, _new, broadcast_apply, check_operand
+from .._core import NamedArray, _new, broadcast_apply, check_operand, power_apply
 
 # ---------------------------------------------------------------------------------------------
 # Factories
@@ -109,8 +109,10 @@ def _unary(name: str, fn: Callable, example_in: str, example_out: str, src: str 
 
 
 def _binary(name: str, fn: Callable, example_in: tuple[str, str], example_out: str) -> Callable:
+    apply = power_apply if fn is jnp.power else broadcast_apply  # integer exponents, as jnp.power
+
     def op(x1: NamedArray | Any, x2: NamedArray | Any, /) -> NamedArray:
-        return broadcast_apply(name, fn, (x1, x2))
+        return apply(name, fn, (x1, x2))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = _BINARY_DOC.format(

@@ -144,7 +144,7 @@ def _dot_plan(arrays, axis, precision, pet, out_axes):
     if axis is None:
         out = ()
     else:
-        sels = to_selectors(axis)
+        sels = to_selectors(axis, "dot")
         have = {a.name: a for a in union}
         for s in sels:
             n = axis_name(s)

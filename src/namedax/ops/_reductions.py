@@ -54,7 +54,7 @@ def _reduce(name: str, fn: Callable, mode: str, x: Any, axis: Any, where: Any, s
         x = _as_named(x, name)
     t = type(axis)
     if axis is not None and t is not str and t is not tuple and t is not Axis:
-        axis = to_selectors(axis)  # lists and mappings: a hashable form for the plan key
+        axis = to_selectors(axis, name)  # lists and mappings: a hashable form for the plan key
     if where is None:
         key = (fn, x.axes, axis, static, None)
         args = (x.array,)
@@ -69,7 +69,7 @@ def _reduce(name: str, fn: Callable, mode: str, x: Any, axis: Any, where: Any, s
         plan = _PLANS.get(key)
     except TypeError:  # an unhashable option (a jax array as `initial`) or selection
         if axis is not None:
-            to_selectors(axis)  # a bad selection raises its own TypeError
+            to_selectors(axis, name)  # a bad selection raises its own TypeError
         raise TypeError(f"{name}: options must be static, hashable Python values, got {dict(static)}") from None
     if plan is None:
         plan = _PLANS[key] = _plan(name, fn, mode, x.axes, axis, static, None if where is None else where.axes)
@@ -84,7 +84,7 @@ def _plan(name, fn, mode, x_axes, axis, static, w_axes):
             raise TypeError(f"{name}: `axis` must name one axis of {x_axes}")
         positions, out_axes = None, ()
     else:
-        sels = to_selectors(axis)
+        sels = to_selectors(axis, name)
         if mode != _MANY and len(sels) != 1:
             raise ValueError(
                 f"{name} works along one axis, got {len(sels)}: {sels}. Reduce the others first, "

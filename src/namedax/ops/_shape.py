@@ -107,11 +107,11 @@ def flatten_axes(x: NamedArray, old_axes: AxisSelection, new_axis: AxisSelector)
 
 
 def _flatten_plan(x, old_axes, new_axis):
-    idx = [axis_index_in(x.axes, s, "flatten_axes") for s in to_selectors(old_axes)]
+    idx = [axis_index_in(x.axes, s, "flatten_axes") for s in to_selectors(old_axes, "flatten_axes")]
     if len(set(idx)) != len(idx):
         raise ValueError(f"flatten_axes: an axis is listed twice in {old_axes!r}")
     size = math.prod(x.axes[i].size for i in idx)
-    new = Axis(axis_name(new_axis), size)
+    new = Axis(axis_name(new_axis, "flatten_axes"), size)
     if type(new_axis) is Axis and new_axis.size != size:
         old = tuple(x.axes[i] for i in idx)
         raise ValueError(f"flatten_axes: {old} have {size} elements in all, but {new_axis} was given")
@@ -289,7 +289,7 @@ def roll(x: NamedArray, shift: Any, axis: AxisSelection) -> NamedArray:
 
 
 def _roll_plan(x, axis, shift):
-    idx = tuple(axis_index_in(x.axes, s, "roll") for s in to_selectors(axis))
+    idx = tuple(axis_index_in(x.axes, s, "roll") for s in to_selectors(axis, "roll"))
     if len(set(idx)) != len(idx):
         raise ValueError(f"roll: an axis is listed twice in {axis!r}")
     dynamic = type(shift) is tuple and shift[:1] == ("dynamic",)
@@ -326,7 +326,7 @@ def take(
 
     Raises:
         AxisNotFoundError: ``axis`` is not in ``x``.
-        IndexError: an int index is out of range.
+        IndexError: an int index is out of range (unless ``mode`` is ``"clip"`` or ``"fill"``).
         ValueError: a batched axis has another size in the index than in ``x``.
         TypeError: the index is not of integer dtype, or is a plain array of rank 2 or more.
 
@@ -345,7 +345,7 @@ def take(
             k, out, size = _PLANS[("take", x.axes, axis, int, mode, fill_value)]
         except (KeyError, TypeError, AttributeError):
             k, out, size = _miss("take", _take_plan, x, axis, int, mode, fill_value)
-        if not -size <= index < size:
+        if not -size <= index < size and mode not in _OUT_OF_BOUNDS_MODES:
             raise IndexError(f"take: index {index} is out of range for axis {axis_name(axis)!r} of size {size}")
         return _new((k[1] if _is_eager() else k[0])(x.array, index), out)
     if isinstance(index, jax.Array):
@@ -359,9 +359,12 @@ def take(
         k, out, size = _PLANS[("take", x.axes, axis, sig, mode, fill_value)]
     except (KeyError, TypeError, AttributeError):
         k, out, size = _miss("take", _take_plan, x, axis, sig, mode, fill_value)
-    if sig is int and not -size <= index < size:
+    if sig is int and not -size <= index < size and mode not in _OUT_OF_BOUNDS_MODES:
         raise IndexError(f"take: index {index} is out of range for axis {axis_name(axis)!r} of size {size}")
     return _new((k[1] if _is_eager() else k[0])(x.array, ix), out)
+
+
+_OUT_OF_BOUNDS_MODES = ("clip", "fill")  # jnp.take's modes that define out-of-range indices
 
 
 def _take_plan(x, axis, sig, mode, fill_value):
