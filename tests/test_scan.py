@@ -4,11 +4,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_named_close, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import assert_named_close, to_numpy
 
 L, E, F = nx.Axis("l", 3), nx.Axis("e", 2), nx.Axis("f", 4)
 AXES = {"l": L, "e": E, "f": F}
@@ -234,3 +234,20 @@ def test_error_bad_arguments():
         nx.scan(lambda c, w: c, L)(0.0, _x("le"))
     with pytest.raises(TypeError, match="`f` must be callable"):
         nx.scan(3, L)
+
+
+def test_errors_name_the_function_called_and_its_parameters():
+    # DESIGN "Errors": the message names the operation the user called (fold is a scan underneath,
+    # map has `is_mapped`, not `is_scanned`) and fold's errors name f's parameters
+    with pytest.raises(ValueError, match=r"^fold: axis 'l' has size 3 from argument 'w'.*argument 'p' \(shape"):
+        nx.fold(lambda c, w, p: c, "l")(0.0, _x("le"), jnp.ones(4))
+    with pytest.raises(ValueError, match=r"^fold over 'l': the carry must keep its structure"):
+        nx.fold(lambda c, w: nx.ones(F), L)(nx.ones(E), _x("le"))
+    with pytest.raises(ValueError, match=r"^fold: no argument has axis 'zz'"):
+        nx.fold(lambda c: c, "zz")(0.0)
+    with pytest.raises(TypeError, match=r"^fold: `f` must be callable"):
+        nx.fold(3, L)
+    with pytest.raises(ValueError, match=r"^map: argument 's' \(float\) is selected by `is_mapped`"):
+        nx.map(lambda w, s: w, L, is_mapped=True)(_x("le"), 3.0)
+    with pytest.raises(ValueError, match=r"^map: .*leading dimension size 4; pass is_mapped=\.\.\. to leave it whole"):
+        nx.map(lambda w, p: w, L)(_x("le"), jnp.ones(4))

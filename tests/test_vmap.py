@@ -5,11 +5,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import assert_named_close, to_numpy, tree_allclose
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import assert_named_close, to_numpy, tree_allclose
 
 A, B, C = nx.Axis("a", 2), nx.Axis("b", 3), nx.Axis("c", 4)
 AXES = {"a": A, "b": B, "c": C}
@@ -125,6 +125,25 @@ def test_pytree_prefix_specs():
     nested = (jnp.arange(2.0), [jnp.arange(3.0), None])
     out = nx.vmap(lambda t: t[0] + t[1][0], A, args=((0, [None, None]),))(nested)
     np.testing.assert_allclose(np.asarray(out), np.arange(2.0)[:, None] + np.arange(3.0))
+
+
+def test_callable_module_spec_is_a_pytree_prefix():
+    # equinox's per-field specs: the model itself with ints / None for its fields. The model is
+    # callable, but as a spec it is a PyTree prefix (as in eqx.filter_vmap), never called on a leaf
+    class Affine(eqx.Module):
+        w: jax.Array
+        b: jax.Array
+
+        def __call__(self, v):
+            return self.w @ v + self.b
+
+    m = Affine(jnp.arange(6.0).reshape(2, 3), jnp.arange(4.0).reshape(2, 2))  # b per element of `a`
+    v = jnp.arange(3.0)
+    ref = jax.vmap(lambda m, v: m(v), in_axes=(Affine(None, 0), None))(m, v)  # type: ignore[arg-type]
+    out = nx.vmap(lambda m, v: m(v), A, args=(Affine(None, 0), None))(m, v)  # type: ignore[arg-type]
+    np.testing.assert_allclose(np.asarray(out), np.asarray(ref))
+    with pytest.raises(TypeError, match=r"spec args\[0\] must be a PyTree of ints.*got leaf 'x'"):
+        nx.vmap(lambda m: m, A, args=(Affine("x", 0),))  # type: ignore[arg-type]
 
 
 def test_keyword_arguments_and_kwargs_specs():
@@ -355,6 +374,32 @@ def test_property_nested_equals_multi(x_order, mapped):
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def test_several_axes_callable_specs_act_per_level_as_nested_vmaps():
+    # vmap(f, (A, B)) == vmap(vmap(f, B), A): the inner level's spec sees the leaf without the
+    # dimension the outer level mapped. A plain array holding only `a` (per-seed values, plain split
+    # keys) is mapped over `a` and broadcast over `b`, by the default spec and by a callable one.
+    x = _x("ab")
+    p = jnp.arange(2.0) * 10.0
+    keys = jax.random.split(jax.random.key(0), 2)
+
+    def pos(v, p, k):
+        return v + p + jax.random.normal(k, ())
+
+    ref = jax.vmap(jax.vmap(pos, in_axes=(0, None, None)))(to_numpy(x, "ab"), p, keys)
+    f = lambda v, p, k: v + p + nx.random.normal(k, ())  # noqa: E731
+    assert_named_close(nx.vmap(f, (A, B))(x, p, keys), ref, "ab")
+    by_rank = lambda leaf: 0 if leaf.ndim >= 1 else None  # noqa: E731  (a user callable, keys included)
+    assert_named_close(nx.vmap(f, (A, B), default=by_rank)(x, p, keys), ref, "ab")
+    q = jnp.arange(6.0).reshape(2, 3)
+    matrices = lambda leaf: 0 if leaf.ndim == 2 else None  # noqa: E731
+    y = nx.vmap(lambda v, q: v + q.sum(), (A, B), default=matrices)(x, q)
+    ref = jax.vmap(jax.vmap(lambda v, q: v + q.sum(), in_axes=(0, None)))(to_numpy(x, "ab"), q)
+    assert_named_close(y, ref, "ab")
+    nested = nx.vmap(nx.vmap(lambda v, q: v + q.sum(), B, default=matrices), A, default=matrices)
+    assert_named_close(nested(x, q), ref, "ab")
+
 # Collectives by name inside vmap
 # ---------------------------------------------------------------------------------------------
 
@@ -418,7 +463,8 @@ def test_default_broadcasts_zero_d_arrays():
     # a 0-d array has no dimension to map: the default spec passes it whole to every element
     x = _x("ab")
     out = nx.vmap(lambda v, s: v * s, A)(x, jnp.asarray(3.0))
-    np.testing.assert_allclose(np.asarray(nx.rearrange(out, ("a", "b")).array), 3.0 * np.asarray(nx.rearrange(x, ("a", "b")).array))
+    expected = 3.0 * np.asarray(nx.rearrange(x, ("a", "b")).array)
+    np.testing.assert_allclose(np.asarray(nx.rearrange(out, ("a", "b")).array), expected)
 
 
 def test_error_spec_maps_non_array():
@@ -450,8 +496,10 @@ def test_error_bad_axis_and_fn():
         nx.vmap(lambda v: v, ())
     with pytest.raises(TypeError, match="`axis` is required"):
         nx.vmap(lambda v: v)
-    with pytest.raises(TypeError, match="expected an axis"):
+    with pytest.raises(TypeError, match="vmap: an axis selector is an Axis or a str, got int: 3 .*by name, not by pos"):
         nx.vmap(lambda v: v, 3)
+    with pytest.raises(TypeError, match="vmap: expected an axis, an axis name, .* got float: 3.0"):
+        nx.vmap(lambda v: v, 3.0)
 
 
 def test_error_output_already_has_mapped_axis():

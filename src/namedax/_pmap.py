@@ -46,6 +46,7 @@ from ._vmap import (
     _is_array,
     _leaf_path,
     _leaf_specs,
+    _level_spec,
     _parse_axes,
     _positional_params,
     _run,
@@ -126,12 +127,16 @@ def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
         spec, where = _spec_for(w._specs, i, key)
         if st == (i, key) and where == "default":
             spec = None  # plain arrays in the state are broadcast unless args/kwargs say otherwise
-        specs = _leaf_specs(spec, val, leaves, "pmap", lambda: f"{where} (for argument {_arg_label(w, i, key)!r})")
+
+        def desc(where=where, i=i, key=key) -> str:
+            return f"{where} (for argument {_arg_label(w, i, key)!r})"
+
+        specs = _leaf_specs(spec, val, leaves, "pmap", desc)
         for j, (leaf, s) in enumerate(zip(leaves, specs, strict=True)):
             if _is_named(leaf):
                 d = next((p for p, a in enumerate(leaf.axes) if a.name == name), None)
                 n, what = (leaf.axes[d].size if d is not None else None), f"axes {leaf.axes}"
-            elif s is None:
+            elif (s := _level_spec(s, leaf, None, "pmap", desc)) is None:
                 d = n = None
                 what = ""
             elif not _is_array(leaf):

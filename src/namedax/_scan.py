@@ -25,6 +25,7 @@ tool for an axis too large to map over at once.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -79,6 +80,7 @@ class _Plan(NamedTuple):
 def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int, whole: tuple | None = None) -> _Plan:
     """``whole``: ``(position, keyword)`` of an argument whose plain leaves are never sliced (the state)."""
     name, size = _check_selector(axis, op)
+    flag = "is_mapped" if op == "map" else "is_scanned"  # the parameter that picks the sliced plain leaves
     src: str | None = f"the given {axis}" if size is not None else None
     leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=_is_named)
     keep: set[int] = set()
@@ -115,7 +117,7 @@ def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int, w
                 continue
             if not _is_array(leaf) or np.ndim(leaf) == 0:
                 raise ValueError(
-                    f"{op}: argument {path_of(i)} ({type(leaf).__name__}) is selected by `is_scanned` but "
+                    f"{op}: argument {path_of(i)} ({type(leaf).__name__}) is selected by `{flag}` but "
                     "has no leading dimension to slice"
                 )
             n = np.shape(leaf)[0]
@@ -126,7 +128,7 @@ def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int, w
             size, src = n, f"argument {path_of(i)} ({what})"
         elif n != size:
             if inner[-1] is None:
-                detail = f"has leading dimension size {n}; pass is_scanned=... to leave it whole"
+                detail = f"has leading dimension size {n}; pass {flag}=... to leave it whole"
             else:
                 detail = f"has size {n}"
             raise ValueError(
@@ -239,13 +241,18 @@ def scan(
         >>> h.array, hs.axes, hs.array
         (Array([15., 48.], dtype=float32), (Axis('layers', 3),), Array([1., 1., 3.], dtype=float32))
     """
-    name, _ = _check_selector(axis, "scan")
+    return _scan(f, axis, remat=remat, reverse=reverse, unroll=unroll, is_scanned=is_scanned, op="scan")
+
+
+def _scan(f: Callable, axis: AxisSelector, *, remat, reverse, unroll, is_scanned, op: str) -> Callable:
+    """`scan`, with errors naming ``op`` (the public function called: `scan` or `fold`)."""
+    name, _ = _check_selector(axis, op)
     if not callable(f):
-        raise TypeError(f"scan: `f` must be callable, got {type(f).__name__}: {f!r}")
-    _check_remat(remat, "scan")
+        raise TypeError(f"{op}: `f` must be callable, got {type(f).__name__}: {f!r}")
+    _check_remat(remat, op)
 
     def scanned(init: Any, *args: Any, **kwargs: Any):
-        plan = _plan(f, "scan", axis, args, kwargs, is_scanned, skip=1)
+        plan = _plan(f, op, axis, args, kwargs, is_scanned, skip=1)
         carry_def = jax.tree.structure(init)  # NamedArray axes are part of the structure
         store: list = []
 
@@ -253,15 +260,15 @@ def scan(
             a, kw = plan.rebuild(slices)
             out = f(carry, *a, **kw)
             if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"scan: `f` must return a pair (carry, y), got {type(out).__name__}")
+                raise TypeError(f"{op}: `f` must return a pair (carry, y), got {type(out).__name__}")
             new_carry, y = out
             new_def = jax.tree.structure(new_carry)
             if new_def != carry_def:
                 raise ValueError(
-                    f"scan over {name!r}: the carry must keep its structure and axes; it went in as "
+                    f"{op} over {name!r}: the carry must keep its structure and axes; it went in as "
                     f"{carry_def} and came out as {new_def}"
                 )
-            _check_out_axes(y, plan.axis, "scan")
+            _check_out_axes(y, plan.axis, op)
             return new_carry, _split_static(y, store)
 
         body = _checkpointed(body, remat)
@@ -296,11 +303,14 @@ def fold(
         >>> nx.fold(lambda c, v: c + v, "step")(nx.zeros({"embed": 2}), x).array
         Array([4., 6.], dtype=float32)
     """
+    if not callable(f):
+        raise TypeError(f"fold: `f` must be callable, got {type(f).__name__}: {f!r}")
 
+    @functools.wraps(f)  # errors name f's parameters
     def step(carry, *args, **kwargs):
         return f(carry, *args, **kwargs), None
 
-    scanned = scan(step, axis, remat=remat, reverse=reverse, unroll=unroll, is_scanned=is_scanned)
+    scanned = _scan(step, axis, remat=remat, reverse=reverse, unroll=unroll, is_scanned=is_scanned, op="fold")
 
     def folded(init: Any, *args: Any, **kwargs: Any):
         return scanned(init, *args, **kwargs)[0]

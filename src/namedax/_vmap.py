@@ -32,6 +32,7 @@ from typing import Any, cast, overload
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from . import _state
@@ -51,9 +52,9 @@ def _zero_if_array_else_none(x: Any) -> int | None:
 def _parse_axes(axis: AxisSelection, op: str) -> tuple[tuple[str, int | None], ...]:
     """``((name, size or None), ...)`` in the listed order; duplicates and empty lists refused."""
     if isinstance(axis, Mapping):
-        out = tuple((axis_name(k), int(Axis(k, v).size)) for k, v in axis.items())
+        out = tuple((axis_name(k, op), int(Axis(k, v).size)) for k, v in axis.items())
     else:
-        out = tuple((axis_name(s), s.size if type(s) is Axis else None) for s in to_selectors(axis))
+        out = tuple((axis_name(s), s.size if type(s) is Axis else None) for s in to_selectors(axis, op))
     if not out:
         raise ValueError(f"{op}: no axis given to map over")
     names = [n for n, _ in out]
@@ -62,8 +63,15 @@ def _parse_axes(axis: AxisSelection, op: str) -> tuple[tuple[str, int | None], .
     return out
 
 
+def _is_callable_spec(spec: Any) -> bool:
+    """A callable spec ``leaf -> int | None`` is a PyTree leaf. A callable PyTree (an equinox Module
+    with ``__call__``, such as ``Model(w=None, b=0)`` giving per-field specs) is a PyTree prefix of
+    specs, as in `equinox.filter_vmap`."""
+    return callable(spec) and jax.tree_util.treedef_is_leaf(jax.tree.structure(spec))
+
+
 def _check_spec(spec: Any, op: str, where: str) -> None:
-    if spec is None or type(spec) is int or callable(spec):
+    if spec is None or type(spec) is int or _is_callable_spec(spec):
         return
     if isinstance(spec, bool):
         raise TypeError(f"{op}: spec {where} must be an int, None or a callable, got {spec!r}")
@@ -90,12 +98,11 @@ def _positional_params(fn: Callable) -> tuple[tuple[str, ...], set[str] | None]:
 
 
 def _leaf_specs(spec: Any, sub: Any, leaves: list, op: str, desc: Callable[[], str]) -> list:
-    """One resolved spec (int or None) per leaf of ``sub`` (NamedArrays are leaves; their entry is
-    unused). ``desc()`` describes the spec for error messages (built only on error: it is slow)."""
-    if spec is None or type(spec) is int:
+    """One spec (int, None or a callable, see `_level_spec`) per leaf of ``sub`` (NamedArrays are
+    leaves; their entry is unused). ``desc()`` describes the spec for error messages (built only on
+    error: it is slow)."""
+    if spec is None or type(spec) is int or _is_callable_spec(spec):
         return [spec] * len(leaves)
-    if callable(spec) and not isinstance(spec, list | tuple | dict):
-        return [None if _is_named(x) else _resolved(spec(x), op, desc) for x in leaves]
     pairs: list = []
     try:
         jax.tree.map(lambda s, x: pairs.append((s, x)), spec, sub, is_leaf=lambda s: s is None)
@@ -108,6 +115,25 @@ def _leaf_specs(spec: Any, sub: Any, leaves: list, op: str, desc: Callable[[], s
     for s, x in pairs:
         out.extend(_leaf_specs(s, x, jax.tree.leaves(x, is_leaf=_is_named), op, desc))
     return out
+
+
+def _level_spec(spec: Any, leaf: Any, shape: tuple | None, op: str, desc: Callable[[], str]) -> int | None:
+    """The int or None a leaf's spec gives at one level of the mapping. A callable is called as an
+    inner level of nested vmaps would call it: on the leaf with the dimensions the outer levels
+    mapped removed (``shape`` is what remains; None at the outermost level, which sees ``leaf``)."""
+    if not callable(spec):
+        return spec
+    if shape is None:
+        return _resolved(spec(leaf), op, desc)
+    if spec is _zero_if_array_else_none:  # the default needs no stand-in: the leaf is an array
+        return 0 if shape else None
+    dtype = leaf.dtype
+    if isinstance(dtype, np.dtype):
+        view = np.broadcast_to(np.zeros((), dtype), shape)  # zero strides: nothing is allocated
+    else:  # keys and other extended dtypes; computed now, not staged into a jit trace
+        with jax.ensure_compile_time_eval():
+            view = jnp.broadcast_to(jnp.zeros((), dtype), shape)
+    return _resolved(spec(view), op, desc)
 
 
 def _resolved(r: Any, op: str, desc: Callable[[], str]) -> int | None:
@@ -255,9 +281,11 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict, *, op: str = "vmap", front:
         spec, where = _spec_for(sp, i, key)
         if is_st and where == "default":
             spec = None  # plain arrays in the state are broadcast unless args/kwargs say otherwise
-        specs = _leaf_specs(
-            spec, val, sub_leaves, op, lambda: f"{where} (for argument {_arg_label(w, i, key)!r})"
-        )
+
+        def desc(where=where, i=i, key=key) -> str:
+            return f"{where} (for argument {_arg_label(w, i, key)!r})"
+
+        specs = _leaf_specs(spec, val, sub_leaves, op, desc)
         base = len(leaves)
         leaves.extend(sub_leaves)
         for j, (leaf, s) in enumerate(zip(sub_leaves, specs, strict=True)):
@@ -282,23 +310,29 @@ def _run(w: _VmapWrapper, args: tuple, kwargs: dict, *, op: str = "vmap", front:
                 if all(p is None for p in lspecs):
                     continue  # broadcast: stays a static leaf
                 dyn_axes.append(tuple(cur))
-            elif s is None:
+            elif (s0 := _level_spec(s, leaf, None, op, desc)) is None:
                 continue
             elif not _is_array(leaf):
                 raise ValueError(
                     f"{op}: argument {_leaf_path(w, args, kwargs, i, key, j)} is a {type(leaf).__name__}, "
-                    f"not an array, but its spec ({where}) maps it along dimension {s}; only arrays can be "
+                    f"not an array, but its spec ({where}) maps it along dimension {s0}; only arrays can be "
                     "mapped: give it the spec None"
                 )
             else:
                 shape = list(np.shape(leaf))
                 lspecs = []
+                sk: int | None = s0
                 for k in range(n_lev):
-                    d = s + len(shape) if s < 0 else s
+                    if k and sk is not None:  # as nested vmaps: the spec again, on what is left of the leaf
+                        sk = _level_spec(s, leaf, tuple(shape), op, desc)
+                    if sk is None:  # once broadcast, the leaf is the same at every inner level
+                        lspecs.append(None)
+                        continue
+                    d = sk + len(shape) if sk < 0 else sk
                     if not 0 <= d < len(shape):
                         raise ValueError(
                             f"{op}: argument {_leaf_path(w, args, kwargs, i, key, j)} of shape {np.shape(leaf)} "
-                            f"has no dimension {s} to map over axis {axes[k][0]!r} (spec from {where}); "
+                            f"has no dimension {sk} to map over axis {axes[k][0]!r} (spec from {where}); "
                             "give it the spec None to broadcast it, or name its axes with nx.named"
                         )
                     n = shape.pop(d)
@@ -509,8 +543,10 @@ def vmap(
         default: the spec for leaves that are not NamedArrays: an int (map along that dimension),
             None (broadcast), a callable ``leaf -> int | None``, or a PyTree prefix of them. The
             default maps arrays along their first dimension and broadcasts everything else
-            (0-d arrays included: they have no dimension to map). With
-            several axes the spec applies at each level, as for nested vmaps.
+            (0-d arrays included: they have no dimension to map). With several axes the spec
+            applies at each level, as for nested vmaps: a callable sees the leaf without the
+            dimensions the outer levels mapped, so by default an array that holds only the outer
+            axis is broadcast over the inner ones.
         args: per positional argument, a spec that overrides ``default`` (a literal None broadcasts).
         kwargs: per keyword argument (by parameter name), a spec that overrides ``default``.
         state: which argument is the model state (a positional index or a parameter name); None
