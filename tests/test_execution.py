@@ -18,11 +18,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import run_with_devices
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import run_with_devices
 from namedax import _execution_engine as _e
 from namedax.execution import ModelError, ParallelExecution, Results, SequentialExecution
 from namedax.spaces import DataSpace, GridSpace, Parameter, UniformSpace
@@ -139,6 +139,22 @@ def test_extra_args_kwargs_dict_and_named_outputs():
     np.testing.assert_allclose(np.asarray(seq[:]["trace"].array), np.asarray(res[:]["trace"].array), rtol=1e-6)
 
 
+
+def test_static_arguments_equal_by_value_but_not_the_same_compile_apart():
+    # Python scalars are compiled into the program; 0.0 == -0.0 (and 1 == True), but they are
+    # different arguments: a cached program for one must not serve the other.
+    space = GridSpace({"a": P("a", 1.0, 2.0)}, n=2)
+
+    def model(s, k):
+        return s["a"] / k
+
+    with np.errstate(divide="ignore"):
+        ref_pos, ref_neg = np.float32([1.0, 2.0]) / np.float32(0.0), np.float32([1.0, 2.0]) / np.float32(-0.0)
+    np.testing.assert_array_equal(ParallelExecution(model, space, 0.0).run()[:], ref_pos)
+    np.testing.assert_array_equal(ParallelExecution(model, space, -0.0).run()[:], ref_neg)
+    np.testing.assert_array_equal(SequentialExecution(model, space, -0.0).run()[:], ref_neg)
+    np.testing.assert_array_equal(SequentialExecution(model, space, 0.0).run()[:], ref_pos)
+
 def test_uniform_and_data_spaces_against_pointwise_model():
     state = {"a": P("a", 0.0, 1.0), "b": P("b", 10.0, 20.0), "k": jnp.array([1.0, 2.0])}
 
@@ -204,6 +220,24 @@ def test_sequential_matches_parallel_and_runs_untraceable_models():
     a, b = grid_ref([0, 0], [1, 1], [4, 4])
     np.testing.assert_allclose(res[:], np.where(a > 0.5, a * 3.0, -b), rtol=1e-6)
 
+
+
+def test_sequential_untraceable_model_returning_python_numbers():
+    # A model run without jit may compute with Python floats (math, float()): its numbers are
+    # outputs that change from point to point, not a structure that must stay the same.
+    import math
+
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=3)
+    a = np.linspace(0.0, 1.0, 3)
+
+    res = SequentialExecution(lambda s: math.sin(float(s["a"])), space).run()
+    np.testing.assert_allclose(res[:], np.sin(a), rtol=1e-6)
+    res = SequentialExecution(lambda s: {"v": float(s["a"]) * 2, "big": float(s["a"]) > 0.4, "w": jnp.ones(2),
+                                         "label": "run"}, space).run()
+    np.testing.assert_allclose(res[:]["v"], a * 2)
+    np.testing.assert_array_equal(res[:]["big"], a > 0.4)
+    assert res[1]["label"] == "run"
+    assert res.named()["v"].axes == (nx.Axis("a", 3),)
 
 def test_module_model_with_array_fields():
     class Affine(eqx.Module):
@@ -313,6 +347,18 @@ def test_to_xarray():
     assert ud.dims == ("sample",)
     np.testing.assert_allclose(ud.values, ud.coords["a"].values + ud.coords["b"].values, rtol=1e-6)
 
+
+
+def test_to_xarray_parameter_coordinates_are_never_mislabelled():
+    # Two free Parameters may share a name in a UniformSpace / DataSpace: a coordinate of that name
+    # would hold only one of them (whichever came last). Unambiguous names still get theirs.
+    pytest.importorskip("xarray")
+    u = UniformSpace({"x": P("a", 0.0, 1.0), "y": P("a", 10.0, 11.0), "z": P("c", 5.0, 6.0)}, 4,
+                     key=jax.random.key(2))
+    da = ParallelExecution(lambda s: s["x"] + s["y"], u).run().to_xarray()
+    assert "a" not in da.coords
+    np.testing.assert_array_equal(da.coords["c"].values, [float(p["z"]) for p in u])
+    np.testing.assert_allclose(da.values, [float(p["x"]) + float(p["y"]) for p in u], rtol=1e-6)
 
 def test_to_xarray_without_xarray(monkeypatch):
     monkeypatch.setitem(sys.modules, "xarray", None)
@@ -465,6 +511,48 @@ def test_checkpoint_resume_and_refusals(tmp_path, monkeypatch):
     (other / blocks[0]).write_bytes(b"")
     with pytest.raises(ValueError, match="holds block files but no manifest.json"):
         ParallelExecution(ck_model, space, 2.0, checkpoint_dir=str(other)).run()
+
+
+def test_checkpoint_refuses_another_model_of_the_same_name(tmp_path):
+    # A closure over another constant, or a function of the same name with another body (a notebook
+    # cell run again after an edit), is another model: resuming must refuse, never return the old
+    # sweep's outputs. References: the formulas by hand, with numpy.
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=5)
+    a = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+
+    def scaled(c):
+        return lambda s: s["a"] * c
+
+    d = tmp_path / "closure"
+    np.testing.assert_allclose(ParallelExecution(scaled(2.0), space, checkpoint_dir=d).run()[:], a * 2.0)
+    with pytest.raises(ValueError, match="another model"):
+        ParallelExecution(scaled(3.0), space, checkpoint_dir=d).run()
+    np.testing.assert_allclose(ParallelExecution(scaled(2.0), space, checkpoint_dir=d).run()[:], a * 2.0)
+
+    d = tmp_path / "edited"
+
+    def model(s):
+        return s["a"] + 1.0
+
+    np.testing.assert_allclose(ParallelExecution(model, space, checkpoint_dir=d).run()[:], a + 1.0)
+
+    def model(s):  # noqa: F811  (the same name, another body)
+        return s["a"] - 1.0
+
+    with pytest.raises(ValueError, match="another model"):
+        ParallelExecution(model, space, checkpoint_dir=d).run()
+
+    # a helper the model calls, edited: another model too
+    d = tmp_path / "helper"
+    helper = {"f": lambda x: x * 10.0}
+
+    def outer(s):
+        return helper["f"](s["a"])
+
+    np.testing.assert_allclose(ParallelExecution(outer, space, checkpoint_dir=d).run()[:], a * 10.0)
+    helper["f"] = lambda x: x * 20.0
+    with pytest.raises(ValueError, match="another model"):
+        ParallelExecution(outer, space, checkpoint_dir=d).run()
 
 
 def test_checkpoint_block_checks(tmp_path):

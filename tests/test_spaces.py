@@ -581,6 +581,25 @@ def test_spaces_are_pytrees_and_fingerprints():
         ds.points(range(1, 4))
 
 
+
+def test_fixed_python_floats_equal_by_value_but_not_the_same_compile_apart():
+    # A fixed Python float is static data of the space's PyTree: 0.0 == -0.0, but a jitted function
+    # must not reuse the program compiled for one with the other (a silent 1/0.0 for 1/-0.0).
+    def space(k):
+        return GridSpace({"a": Parameter("a", 0.0, low=1.0, high=2.0, free=True), "k": k}, n=2)
+
+    @jax.jit
+    def f(sp, tok):
+        points = sp.block(tok, 2)
+        return points["a"].value / points["k"]
+
+    with np.errstate(divide="ignore"):
+        ref_pos, ref_neg = np.float32([1.0, 2.0]) / np.float32(0.0), np.float32([1.0, 2.0]) / np.float32(-0.0)
+    tok = space(0.0).block_start(0)
+    np.testing.assert_array_equal(np.asarray(f(space(0.0), tok)), ref_pos)
+    np.testing.assert_array_equal(np.asarray(f(space(-0.0), tok)), ref_neg)
+    assert jax.tree.structure(space(float("nan"))) == jax.tree.structure(space(float("nan")))
+
 def test_64_bit_indices_with_x64_enabled_too():
     script = textwrap.dedent("""
         import jax, numpy as np

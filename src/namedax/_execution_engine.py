@@ -71,6 +71,9 @@ class Static:
     def __init__(self, treedef: Any, leaves: list, array_pos: tuple[int, ...]):
         keys = []
         for leaf in leaves:
+            if isinstance(leaf, float | complex):  # by repr: 0.0 == -0.0 but compiles differently; nan != nan
+                keys.append((type(leaf), repr(leaf)))
+                continue
             try:
                 hash(leaf)
                 keys.append((type(leaf), leaf))

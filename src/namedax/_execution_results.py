@@ -293,8 +293,9 @@ class Results:
 
         Dimensions are named as in `named`; the space's axes get ``space.coords()`` as coordinates
         (the parameter values of a grid). For a `UniformSpace` or `DataSpace`, every free scalar
-        Parameter is added as a coordinate along the space's axis (a parameter value per point).
-        Static outputs go to ``attrs``. Needs the optional ``xarray`` package.
+        Parameter is added as a coordinate along the space's axis (a parameter value per point),
+        unless another free Parameter has its name. Static outputs go to ``attrs``. Needs the
+        optional ``xarray`` package.
 
         Returns:
             ``xarray.DataArray`` or ``xarray.Dataset``.
@@ -354,11 +355,12 @@ class Results:
         if self._N > 10**8:
             return {}
         pts = self._space.points()
-        found = {}
-        for p in jax.tree.leaves(pts, is_leaf=lambda x: isinstance(x, Parameter)):
-            if isinstance(p, Parameter) and p.free and np.shape(p.value) == (self._N,) and p.name != axis:
-                found[p.name] = (axis, np.asarray(p.value))
-        return found
+        params = [p for p in jax.tree.leaves(pts, is_leaf=lambda x: isinstance(x, Parameter))
+                  if isinstance(p, Parameter) and p.free]
+        names = [p.name for p in params]
+        # a name that two free Parameters share would label one's values with both: leave it out
+        return {p.name: (axis, np.asarray(p.value)) for p in params
+                if np.shape(p.value) == (self._N,) and p.name != axis and names.count(p.name) == 1}
 
     def __repr__(self) -> str:
         axes = ", ".join(f"{a.name}: {a.size}" for a in self._space.axes)

@@ -52,14 +52,16 @@ def _on_device(x):
 
 
 class _Static:
-    """A static leaf in PyTree aux data: equal by ``==`` when hashable, else by identity."""
+    """A static leaf in PyTree aux data: equal by ``==`` when hashable, else by identity; floats by
+    ``repr`` (``0.0 == -0.0``, but they compile to different programs; a NaN equals itself)."""
 
-    __slots__ = ("obj", "_h")
+    __slots__ = ("obj", "_key", "_h")
 
     def __init__(self, obj):
         self.obj = obj
+        self._key = repr(obj) if isinstance(obj, float | complex) else obj
         try:
-            self._h = hash(obj)
+            self._h = hash(self._key)
         except TypeError:
             self._h = id(obj)
 
@@ -72,7 +74,7 @@ class _Static:
         if self.obj is other.obj:
             return True
         try:
-            return bool(type(self.obj) is type(other.obj) and self.obj == other.obj)
+            return bool(type(self.obj) is type(other.obj) and self._key == other._key)
         except Exception:
             return False
 

@@ -224,10 +224,11 @@ class ParallelExecution:
 
         With ``checkpoint_dir``, every finished block is written there (atomically: an interrupted
         run, even by SIGKILL, leaves only complete blocks) next to a manifest that fingerprints the
-        space, the model's output structure, the model and its arguments. A later ``run()`` with the
-        same directory loads the finished blocks and computes only the rest; the results equal an
-        uninterrupted run's. A directory holding another sweep is refused, never mixed in. In a
-        multi-process run the directory must be shared; process 0 writes it.
+        space, the model's output structure, the model (its code, what its closures capture and the
+        functions it calls) and its arguments. A later ``run()`` with the same directory loads the
+        finished blocks and computes only the rest; the results equal an uninterrupted run's. A
+        directory holding another sweep is refused, never mixed in. In a multi-process run the
+        directory must be shared; process 0 writes it.
 
         Returns:
             `Results` over the space (on every process, in a multi-process run).
@@ -252,7 +253,8 @@ class ParallelExecution:
         arrays = layout.allocate(n)
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:
-            man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model)
+            man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model,
+                           [model, *(x for x in static.leaves if callable(x))])
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
             digest = int(hashlib.sha256(repr(ranges).encode()).hexdigest()[:7], 16)
             if _e._agree(digest) != digest:
@@ -295,8 +297,9 @@ class SequentialExecution:
     The model is compiled once (``jax.jit``) and called point after point, so ``jax.debug.print``
     and ``equinox.error_if`` report per point, and an error names its point. A model that cannot be
     traced (Python control flow on parameter values) is called directly, without jit, on each point
-    (``space[i]``); then its outputs are checked to have the same structure at every point. Returns
-    the same `Results` as `ParallelExecution`.
+    (``space[i]``); then its outputs are checked to have the same structure at every point (Python
+    numbers it returns are outputs, stored as numpy values). Returns the same `Results` as
+    `ParallelExecution`.
 
     Args:
         model: the function, ``model(state, *args, **kwargs)``.
@@ -393,6 +396,7 @@ class SequentialExecution:
                 except Exception as e:
                     raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
                                      f"{_e.short_error(e)}", i) from e
+                out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
                 here = Layout(out)
                 if layout is None:
                     layout, first = here, here.describe()
@@ -415,6 +419,10 @@ class SequentialExecution:
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
         return f"SequentialExecution({name}, {self.statespace!r})"
+
+
+def _number_as_array(x) -> Any:
+    return np.asarray(x) if isinstance(x, bool | int | float | complex) else x
 
 
 def _is_array(x) -> bool:
