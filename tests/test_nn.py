@@ -167,6 +167,18 @@ def test_embedding_errors(key):
         nx.nn.Embedding.init(V, V.resize(3), key=key)
 
 
+def test_embedding_unembed_checks_its_input(key):
+    # unembed contracts Embed like Linear contracts In: an input without Embed would be a silent
+    # outer product with the summed table, one holding Vocab a silent elementwise product
+    emb = nx.nn.Embedding.init(V, E, key=key)
+    with pytest.raises(nx.AxisNotFoundError, match="Embedding.unembed: the input .* has no axis 'embed'"):
+        emb.unembed(nx.ones(B))
+    with pytest.raises(ValueError, match="Embedding.unembed: axis 'embed' has size 5"):
+        emb.unembed(nx.ones((B, E.resize(5))))
+    with pytest.raises(ValueError, match="Embedding.unembed: the input .* already has the vocabulary axis 'vocab'"):
+        emb.unembed(nx.ones((V, E)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Normalisation
 # ---------------------------------------------------------------------------------------------
@@ -280,6 +292,17 @@ def test_dropout_errors(key):
         nx.nn.Dropout(1.5)
     with pytest.raises(ValueError, match="`pdrop` must be a float"):
         nx.nn.dropout(nx.ones(E), -0.1, key=key)
+    with pytest.raises(ValueError, match="`pdrop` must be a float"):
+        nx.nn.Dropout(np.float32(1.5))
+
+
+def test_dropout_accepts_numpy_scalars(key):
+    # a probability computed with numpy is a float in [0, 1] too (np.float32 is no Python float)
+    x = nx.ones((B, E))
+    keep = np.asarray(jax.random.bernoulli(key, 0.75, (3, 4)))
+    for p in (np.float32(0.25), np.float16(0.25), np.float64(0.25)):
+        np.testing.assert_allclose(nx.nn.Dropout(p)(x, key=key).array, np.where(keep, 1 / 0.75, 0.0), rtol=1e-6)
+    assert nx.nn.dropout(x, np.int64(0), key=key) is x
 
 
 def test_dropout_jit_grad_vmap(key):
@@ -333,6 +356,15 @@ def test_mlp_depth_zero_no_bias_and_errors(key):
         nx.nn.MLP.init(X, Y, "mlp", depth=1, key=key)
     with pytest.raises(ValueError, match="clash with In"):
         nx.nn.MLP.init(X, Y, X, depth=1, key=key)
+    # depth 1 uses Hidden only: an outer axis named like the unused alias "mlp2" is no clash
+    mlp2 = nx.Axis("mlp2", 3)
+    one = nx.nn.MLP.init(mlp2, Y, 4, depth=1, key=key)
+    x = nx.ones({"batch": 2, "mlp2": 3})
+    h = jnp.ones((2, 3)) @ one.layers[0].weight.array.T + one.layers[0].bias.array
+    ref = jax.nn.relu(h) @ one.layers[1].weight.array.T + one.layers[1].bias.array
+    assert_named_close(one(x), ref, ("batch", "y"))
+    with pytest.raises(ValueError, match="clash with In"):
+        nx.nn.MLP.init(mlp2, Y, 4, depth=2, key=key)  # depth 2 uses mlp and mlp2
     with pytest.raises(TypeError, match="`activation` must be callable"):
         nx.nn.MLP.init(X, Y, 4, depth=1, activation="relu", key=key)
 

@@ -149,6 +149,29 @@ def test_plain_array_modules():
         bad.fold(v)
 
 
+class ScaledAffine(Affine):
+    alpha: float = 0.5  # a Python scalar field: shared by the layers, a 0-d array under jax.jit / jax.grad
+
+    def __call__(self, v):
+        return self.alpha * Affine.__call__(self, v)
+
+
+def test_python_scalar_field_under_jit_and_grad():
+    w = jnp.sin(jnp.arange(36.0)).reshape(4, 3, 3)
+    b = jnp.cos(jnp.arange(12.0)).reshape(4, 3)
+    stack = nx.nn.Stacked.init(L, ScaledAffine)(w, b)
+    refs = [ScaledAffine(w[i], b[i]) for i in range(4)]
+    v = jnp.array([1.0, -2.0, 0.5])
+    # a Python loop over single layers works under jax.jit and jax.grad, and so must the stack
+    tree_allclose(jax.jit(lambda s, u: s.fold(u))(stack, v), jax.jit(loop)(refs, v))
+    tree_allclose(jax.jit(lambda s, u: s.vmap(u))(stack, v), jnp.stack([r(v) for r in refs]))
+    tree_allclose(jax.jit(lambda s: s.get_layer(1))(stack), refs[1])
+    g = jax.grad(lambda s: jnp.sum(s.fold(v) ** 2))(stack)
+    g_loop = jax.grad(lambda rs: jnp.sum(loop(rs, v) ** 2))(refs)
+    np.testing.assert_allclose(g.stacked.alpha, sum(r.alpha for r in g_loop), rtol=1e-5)  # shared: summed
+    tree_allclose(g.stacked.w, jnp.stack([r.w for r in g_loop]), atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # fold, scan, vmap
 # ---------------------------------------------------------------------------------------------

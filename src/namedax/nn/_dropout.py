@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import numpy as np
 
 from .. import random as nxr
 from .._axis import Axis, AxisSelection, axis_name, to_selectors
@@ -14,7 +15,8 @@ from ._util import key_of
 
 
 def _check_pdrop(pdrop: Any, op: str) -> float:
-    if isinstance(pdrop, bool) or not isinstance(pdrop, int | float) or not 0.0 <= pdrop <= 1.0:
+    real = isinstance(pdrop, int | float | np.integer | np.floating) and not isinstance(pdrop, bool | np.bool_)
+    if not real or not 0.0 <= pdrop <= 1.0:
         raise ValueError(f"{op}: `pdrop` must be a float in [0, 1], got {pdrop!r}")
     return float(pdrop)
 

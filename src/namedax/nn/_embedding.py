@@ -12,6 +12,7 @@ from .. import random as nxr
 from .._axis import Axis, AxisSpec, to_axes
 from .._core import NamedArray
 from ..ops import dot
+from ._normalization import _feature_names
 from ._util import key_of, spec
 
 
@@ -125,6 +126,10 @@ class Embedding(eqx.Module):
         Returns:
             A NamedArray over the other axes of ``x``, then ``Vocab``.
 
+        Raises:
+            AxisNotFoundError: ``x`` lacks an ``Embed`` axis (the message lists the axes it has).
+            ValueError: an ``Embed`` axis has another size in ``x``, or ``x`` already has ``Vocab``.
+
         Examples:
             >>> import jax
             >>> import namedax as nx
@@ -132,4 +137,9 @@ class Embedding(eqx.Module):
             >>> emb.unembed(nx.ones({"batch": 2, "embed": 4})).axes
             (Axis('batch', 2), Axis('vocab', 10))
         """
-        return dot(x, self.weight, axis=tuple(a.name for a in to_axes(self.Embed)))
+        names = _feature_names("Embedding.unembed", self.Embed, x)
+        if any(a.name == self.Vocab.name for a in x.axes):
+            raise ValueError(
+                f"Embedding.unembed: the input {x.axes} already has the vocabulary axis {self.Vocab.name!r}; rename it"
+            )
+        return dot(x, self.weight, axis=names)

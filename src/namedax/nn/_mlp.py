@@ -96,11 +96,12 @@ class MLP(eqx.Module):
         In, Out = spec(In, op, "In"), spec(Out, op, "Out")
         Hidden2 = Hidden.alias(Hidden.name + "2")
         outer = {a.name for a in to_axes(In) + to_axes(Out)}
-        clash = sorted(outer & ({Hidden.name, Hidden2.name} if depth else set()))
+        hidden = [Hidden if i % 2 == 0 else Hidden2 for i in range(depth)]
+        clash = sorted(outer & {a.name for a in hidden})
         if clash:
             raise ValueError(f"{op}: the hidden axes {Hidden}, {Hidden2} clash with In={In} or Out={Out} on {clash}")
         keys = jax.random.split(key_of(key, op), depth + 1)
-        dims: list = [In] + [Hidden if i % 2 == 0 else Hidden2 for i in range(depth)] + [Out]
+        dims: list = [In, *hidden, Out]
         layers = tuple(
             Linear.init(dims[i], dims[i + 1], key=keys[i], use_bias=use_bias if i < depth else use_final_bias)
             for i in range(depth + 1)

@@ -20,7 +20,9 @@ Plain arrays differ between the two:
 Inside a layer, its key (a slice of a NamedArray of keys) is a plain jax key, so ``init`` and
 ``__call__`` may call `jax.random.split` on it. Called eagerly, `fold` / `scan` / `vmap` run
 through one cached `equinox.filter_jit` (an eager `jax.lax.scan` would retrace and recompile its
-body on every call), so Python side effects in a layer happen when it is traced, as under `jax.jit`.
+body on every call), so Python side effects in a layer happen when it is traced, as under `jax.jit`,
+and the trace is reused for the same function: a value the layer (or a ``fold_via`` function) reads
+from a global or a closure is the one it had at the first call. Pass what changes as an argument.
 
     >>> import jax
     >>> import namedax as nx
@@ -275,13 +277,16 @@ class Stacked(eqx.Module, Generic[M]):
     def _named_layers(self, op: str):
         """``stacked`` with each plain array leaf wrapped as a NamedArray over ``Layers`` (and
         placeholder names), so that `namedax.scan` / `namedax.vmap` slice the parameters by name
-        while plain array *arguments* stay whole; and the means to unwrap one layer."""
+        while plain array *arguments* stay whole; and the means to unwrap one layer.
+
+        A 0-d array leaf is shared by the layers, not sliced: it is a Python scalar field (shared
+        since `Stacked.init`) that `jax.jit` or `jax.grad` turned into an array."""
         leaves, treedef = jax.tree.flatten(self.stacked, is_leaf=_is_named)
         plain = []
         for i, leaf in enumerate(leaves):
-            if not _is_named(leaf) and _is_array(leaf):
+            if not _is_named(leaf) and _is_array(leaf) and np.ndim(leaf):
                 shape = np.shape(leaf)
-                if not shape or shape[0] != self.Layers.size:
+                if shape[0] != self.Layers.size:
                     paths = jax.tree_util.tree_flatten_with_path(self.stacked, is_leaf=_is_named)[0]
                     raise ValueError(
                         f"{op}: parameter {jax.tree_util.keystr(paths[i][0])!r} has shape {shape}, but every "
@@ -615,7 +620,7 @@ class Stacked(eqx.Module, Generic[M]):
         def take(leaf):
             if _is_named(leaf):
                 return leaf[name, i] if any(a.name == name for a in leaf.axes) else leaf
-            if _is_array(leaf):
+            if _is_array(leaf) and np.ndim(leaf):  # a 0-d array is a shared scalar (see _named_layers)
                 return leaf[i]
             return leaf
 
