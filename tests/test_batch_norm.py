@@ -158,7 +158,37 @@ def test_errors():
         nx.nn.BatchNorm.init(E, axis_name="embed")
     with pytest.raises(TypeError, match="needs sizes"):
         nx.nn.BatchNorm.init("embed")
-    # a mapped axis_name used outside any mapping: the collective says which axis is missing
+    # a mapped axis_name used outside any mapping: BatchNorm says which axis, and what axis_name means
     bn2, state2 = eqx.nn.make_with_state(nx.nn.BatchNorm.init)(E, axis_name="batch")
-    with pytest.raises(Exception, match="batch"):
-        bn2(nx.ones(E), state2)
+    for x in (nx.ones(E), nx.ones((H, E))):
+        with pytest.raises(ValueError, match="^BatchNorm: `axis_name` 'batch' is neither an axis of the input") as e:
+            bn2(x, state2)
+        assert "enclosing nx.vmap / nx.pmap" in str(e.value) and "pmean" not in str(e.value)
+    y, _ = nx.vmap(bn2, B)(nx.ones((B, H, E)), state2)  # mapped: fine
+    assert y.axes == (B, H, E)
+
+
+def test_plain_jit_and_grad_in_both_modes(key):
+    """The `inference` flag is static structure: plain jax.jit and jax.grad work on the layer in
+    either mode (it used to be a bool leaf: a tracer under jit, refused by grad), and the results are
+    the eager ones."""
+    bn, state = eqx.nn.make_with_state(nx.nn.BatchNorm.init)(E, momentum=0.5)
+    x = nx.named(jax.random.normal(key, (6, 4)), (B, E))
+    assert jax.tree.leaves(bn) == [bn.weight.array, bn.bias.array]  # no bool leaf
+    call = jax.jit(lambda m, v, s: m(v, s))
+    for layer in (bn, eqx.nn.inference_mode(bn), eqx.nn.inference_mode(eqx.nn.inference_mode(bn), False)):
+        y, new = call(layer, x, clone(state))
+        y_eager, new_eager = layer(x, clone(state))
+        assert y.axes == y_eager.axes
+        np.testing.assert_allclose(y.array, y_eager.array, atol=1e-6)
+        np.testing.assert_allclose(new.get(bn.index)[0].array, new_eager.get(bn.index)[0].array, atol=1e-6)
+        g = jax.grad(lambda m: nx.sum(m(x, clone(state))[0] * x, axis=None).array)(layer)
+        assert g.weight.axes == (E,)
+    # the running statistics normalise in inference mode (numpy reference: mean 0, var 1 at the start)
+    y, _ = call(eqx.nn.inference_mode(bn), x, clone(state))
+    np.testing.assert_allclose(np.asarray(y.array), np.asarray(x.array) / np.sqrt(1 + 1e-5), rtol=1e-6)
+    # a traced flag per call cannot choose the mode: a namedax error that says what to do
+    with pytest.raises(TypeError, match="^BatchNorm: `inference` is a traced value.*eqx.nn.inference_mode"):
+        jax.jit(lambda m, v, s, f: m(v, s, inference=f))(bn, x, clone(state), True)
+    with pytest.raises(TypeError, match="^BatchNorm: the `inference` field must be a concrete bool"):
+        jax.jit(lambda m, f: eqx.nn.inference_mode(m, f))(bn, jnp.bool_(True))

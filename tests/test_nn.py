@@ -318,6 +318,56 @@ def test_dropout_jit_grad_vmap(key):
         np.testing.assert_array_equal(per_row.array[i], drop(x["batch", i], key=keys.array[i]).array)
 
 
+def test_dropout_inference_mode(key):
+    """eqx.nn.inference_mode flips Dropout's flag (it used to fail: "False is not a leaf"), in a
+    model that mixes it with other layers, and the model still goes through jax.jit and jax.grad
+    (the flag is static structure, not a bool leaf)."""
+
+    class Net(eqx.Module):
+        lin: nx.nn.Linear
+        drop: nx.nn.Dropout
+
+        def __call__(self, v, *, key=None):
+            return self.drop(self.lin(v), key=key)
+
+    net = Net(nx.nn.Linear.init(E, nx.Axis("out", 5), key=key), nx.nn.Dropout(0.5))
+    x = nx.ones((B, E))
+    evaluation = eqx.nn.inference_mode(net)
+    assert evaluation.drop.inference and not net.drop.inference
+    assert jax.tree.leaves(evaluation) == jax.tree.leaves(net)  # only the arrays are leaves
+    tree_allclose(evaluation(x), net.lin(x))  # off: no key needed, the identity
+    tree_allclose(jax.jit(lambda m, v: m(v))(evaluation, x), net.lin(x))
+    training = eqx.nn.inference_mode(evaluation, False)
+    assert not training.drop.inference
+    k = jax.random.key(7)
+    ref = net.drop(net.lin(x), key=k)  # the eager layer is the reference
+    tree_allclose(jax.jit(lambda m, v, kk: m(v, key=kk))(training, x, k), ref)
+    for model in (net, training):  # jax.grad over the whole model, before and after the round trip
+        g = jax.grad(lambda m: nx.sum(m(x, key=k), axis=None).array)(model)
+        mask = (ref.array != 0) / 0.5  # d(mask * lin(x) / q) / d bias = mask / q, summed over batch
+        np.testing.assert_allclose(g.lin.bias.array, mask.sum(0), rtol=1e-6)
+    # tree_at on the flag works too, and a flag that is not a bool is refused
+    assert eqx.tree_at(lambda m: m.drop.inference, net, True).drop.inference
+    with pytest.raises(TypeError, match="^Dropout: `inference` must be a bool"):
+        eqx.tree_at(lambda m: m.drop.inference, net, "yes")
+    with pytest.raises(TypeError, match="^Dropout: the `inference` field must be a concrete bool"):
+        jax.jit(lambda m, f: eqx.nn.inference_mode(m, f))(net, jnp.bool_(True))
+
+
+def test_dropout_traced_inference_selects_at_run_time(key):
+    """A traced per-call `inference` (a jax.jit argument) selects between the two results, as a
+    Python bool would; it needs a key, since dropout may be active."""
+    x = nx.named(jnp.arange(12.0).reshape(3, 4), (B, E))
+    drop = nx.nn.Dropout(0.5)
+    f = jax.jit(lambda v, off, k: drop(v, key=k, inference=off))
+    tree_allclose(f(x, jnp.bool_(True), key), x)
+    tree_allclose(f(x, jnp.bool_(False), key), drop(x, key=key))
+    with pytest.raises(ValueError, match="`inference` is traced"):
+        jax.jit(lambda v, off: drop(v, inference=off))(x, jnp.bool_(True))
+    with pytest.raises(TypeError, match="`inference` must be a bool"):
+        drop(x, inference="no")
+
+
 # ---------------------------------------------------------------------------------------------
 # MLP
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,11 @@ class PairBlock(Block):
         return self.with_summary(x)
 
 
+class LayersOut(Block):
+    def __call__(self, x, scale=None, *, key=None):
+        return x, nx.ones(L)  # an output holding the Layers axis
+
+
 def perturbed(tree):
     """Different values in every array leaf, so that no parameter is trivial (LayerNorm's ones, zero
     biases). Deterministic and without RNG: new random shapes cost a compile each."""
@@ -254,6 +259,31 @@ def test_per_layer_dropout_keys(key, x):
     assert len({tuple(np.asarray(masks.array[i]).tolist()) for i in range(L.size)}) > 1
 
 
+def test_inference_mode_of_a_stack_with_dropout(key, x):
+    """eqx.nn.inference_mode reaches the Dropout of every layer of a stack (it used to fail: "False
+    is not a leaf"); the stack then equals a loop with dropout off per call, and back in training
+    it equals the loop with per-layer keys, under jax.jit and jax.grad as before."""
+    stack = perturbed(nx.nn.Stacked.init(L, Block)(E, M, key=jax.random.split(key, L.size), pdrop=0.5))
+    evaluation = eqx.nn.inference_mode(stack)
+    assert evaluation.stacked.drop.inference and all(layer.drop.inference for layer in evaluation.unstacked())
+    off = [eqx.tree_at(lambda b: b.drop, layer, nx.nn.Dropout(0.5, inference=True)) for layer in stack.unstacked()]
+    tree_allclose(jax.jit(lambda s, v: s.fold(v))(evaluation, x), loop(off, x), atol=1e-5)
+    tree_allclose(evaluation.fold(x), loop(off, x), atol=1e-5)
+    training = eqx.nn.inference_mode(evaluation, False)
+    keys = nx.random.split(jax.random.key(3), L)
+    ref = x
+    for i, layer in enumerate(stack.unstacked()):
+        ref = layer(ref, key=keys.array[i])
+    tree_allclose(jax.jit(lambda s, v, k: s.fold(v, key=k))(training, x, keys), ref, atol=1e-5)
+
+    def loss(s):
+        return nx.sum(s.fold(x, key=keys) ** 2, axis=None).array
+
+    tree_allclose(jax.jit(jax.grad(loss))(training).stacked, jax.jit(jax.grad(loss))(stack).stacked, atol=1e-6)
+    g = eqx.filter_grad(loss)(training)
+    tree_allclose(g.stacked, jax.grad(loss)(stack).stacked, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # Gradients, checkpointing, unroll, tracing once
 # ---------------------------------------------------------------------------------------------
@@ -362,6 +392,11 @@ def test_call_errors(stack, x):
         stack.vmap(x, bad)
     with pytest.raises(TypeError, match="each layer must return a pair \\(carry, output\\)"):
         stack.scan(x)
+    # an output holding Layers cannot be stacked on it: the error names the method called
+    with pytest.raises(ValueError, match="^Stacked.scan: the function returned a NamedArray with axes .*'layers'"):
+        nx.nn.Stacked(LayersOut(*(getattr(stack.stacked, f) for f in ("norm", "up", "down", "drop"))), L).scan(x)
+    with pytest.raises(ValueError, match="^Stacked.scan_via: the function returned a NamedArray with axes"):
+        stack.scan_via(lambda layer, h: (layer(h), nx.ones(L)))(x)
     with pytest.raises(ValueError, match="Stacked.fold_via: a layer must return a carry like its input"):
         stack.fold_via(lambda layer, h: nx.rename(layer(h), {"embed": "e"}))(x)
     with pytest.raises(ValueError, match="a layer must return a carry like its input"):

@@ -5,15 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 
 from .._axis import Axis, AxisSelection, AxisSpec, to_axes, to_selectors
 from .._axis import axis_name as _name_of
-from .._collectives import pmean
+from .._collectives import jax_axis_names, pmean
 from .._core import NamedArray
 from ..ops import mean, ones, rsqrt, zeros
 from ._normalization import _affine, _feature_names
-from ._util import spec
+from ._util import InferenceFlag, InferenceSlot, inference_bool, spec
+
+
+def _is_mapped(name: str) -> bool:
+    """Whether the named axis is mapped here (by an enclosing vmap / pmap)."""
+    try:
+        for jax_name in jax_axis_names(name):
+            jax.lax.axis_size(jax_name)
+    except NameError:
+        return False
+    return True
 
 
 class BatchNorm(eqx.Module):
@@ -30,7 +41,10 @@ class BatchNorm(eqx.Module):
     ``running = momentum * running + (1 - momentum) * batch_statistic`` (biased variance; flax's
     convention: momentum 0.99 keeps 99% of the old value, PyTorch's 0.1 is 0.9 here). In inference
     the running statistics normalise and the state is returned unchanged. Toggle with the
-    ``inference`` field (`equinox.nn.inference_mode` does) or per call.
+    ``inference`` flag (`equinox.nn.inference_mode` flips it in every layer of a model) or per call.
+    The flag is part of the model's structure, like a static field: `jax.jit` and `jax.grad` see
+    no leaf for it (jit compiles once per value), so plain `jax.jit` works on a model holding
+    BatchNorm, in either mode.
 
     Attributes:
         axis: the feature axis or axes (static): statistics, weight and bias live on them.
@@ -40,10 +54,12 @@ class BatchNorm(eqx.Module):
         axis_name: names of mapped axes also averaged over when the input lacks them (static).
         eps: added to the variance (static).
         momentum: weight of the old running statistics in an update (static).
-        inference: use the running statistics, leave the state alone.
+        inference: use the running statistics, leave the state alone (a bool-like flag,
+            ``bool(bn.inference)``, set by `equinox.nn.inference_mode` or `equinox.tree_at`).
 
     Examples:
         >>> import equinox as eqx
+        >>> import jax
         >>> import jax.numpy as jnp
         >>> import namedax as nx
         >>> Batch, Embed = nx.Axis("batch", 4), nx.Axis("embed", 2)
@@ -55,16 +71,41 @@ class BatchNorm(eqx.Module):
         >>> running_mean, running_var = state.get(bn.index)
         >>> running_mean.array, running_var.array  # halfway from (0, 1) to the batch's (4, 2) and (5, 4)
         (Array([2., 1.], dtype=float32), Array([3. , 2.5], dtype=float32))
+        >>> evaluation = eqx.nn.inference_mode(bn)                # running statistics, state unchanged
+        >>> y, same = jax.jit(lambda m, v, s: m(v, s))(evaluation, x, state)
+        >>> y["batch", 0].array.round(3).tolist(), same.get(bn.index)[0].array.tolist()
+        ([-0.577, -0.632], [2.0, 1.0])
     """
 
     axis: Axis | tuple[Axis, ...] = eqx.field(static=True)
     weight: NamedArray | None
     bias: NamedArray | None
     index: eqx.nn.StateIndex
-    axis_name: tuple[str, ...] = eqx.field(static=True, default=())
-    eps: float = eqx.field(static=True, default=1e-5)
-    momentum: float = eqx.field(static=True, default=0.99)
-    inference: bool = False
+    axis_name: tuple[str, ...] = eqx.field(static=True)
+    eps: float = eqx.field(static=True)
+    momentum: float = eqx.field(static=True)
+    _inference: InferenceSlot
+
+    def __init__(
+        self,
+        axis: Axis | tuple[Axis, ...],
+        weight: NamedArray | None,
+        bias: NamedArray | None,
+        index: eqx.nn.StateIndex,
+        axis_name: tuple[str, ...] = (),
+        eps: float = 1e-5,
+        momentum: float = 0.99,
+        inference: bool = False,
+    ):
+        """The fields as they are (build a layer with `init` instead)."""
+        self.axis, self.weight, self.bias, self.index = axis, weight, bias, index
+        self.axis_name, self.eps, self.momentum = axis_name, eps, momentum
+        self._inference = InferenceSlot(inference, "BatchNorm")
+
+    @property
+    def inference(self) -> InferenceFlag:
+        """Whether the running statistics normalise by default (a bool-like flag)."""
+        return self._inference.flag
 
     @classmethod
     def init(
@@ -134,14 +175,16 @@ class BatchNorm(eqx.Module):
         )
 
     def __call__(
-        self, x: NamedArray, state: eqx.nn.State, *, key: Any = None, inference: bool | None = None
+        self, x: NamedArray, state: eqx.nn.State, *, key: Any = None, inference: Any = None
     ) -> tuple[NamedArray, eqx.nn.State]:
         """Normalise ``x``; return it with the new state (``key`` is unused).
 
         Args:
             x: the input; it must hold the feature axes.
             state: the state holding this layer's running statistics.
-            inference: overrides the ``inference`` field when not None.
+            inference: overrides the ``inference`` flag when not None: a bool (not a traced value:
+                the two modes read different statistics and return different states, so the mode is
+                chosen when tracing).
 
         Returns:
             ``(y, state)``: ``y`` with the axes of ``x`` in their order; the state updated in
@@ -149,13 +192,24 @@ class BatchNorm(eqx.Module):
 
         Raises:
             AxisNotFoundError: ``x`` lacks a feature axis.
-            ValueError: a feature axis has another size in ``x``, or in training there is nothing to
-                average over (``x`` holds only feature axes and no mapped ``axis_name``).
+            ValueError: a feature axis has another size in ``x``, in training there is nothing to
+                average over (``x`` holds only feature axes and no mapped ``axis_name``), or in
+                training an ``axis_name`` the input lacks is not mapped by an enclosing
+                `namedax.vmap` / `namedax.pmap`.
+            TypeError: ``inference`` is traced (or not a bool).
         """
         features = _feature_names("BatchNorm", self.axis, x)
         if inference is None:
             inference = self.inference
-        if inference:
+        off = inference_bool(inference, "BatchNorm")
+        if off is None:
+            raise TypeError(
+                "BatchNorm: `inference` is a traced value (e.g. an argument of jax.jit); the two modes read "
+                "different statistics and return different states, so the mode must be a Python bool when "
+                "tracing: set it with eqx.nn.inference_mode(model) (the flag stays static under jax.jit), "
+                "or mark the argument static (jax.jit(..., static_argnames=...) or eqx.filter_jit)"
+            )
+        if off:
             mu, var = state.get(self.index)
         else:
             local = tuple(a.name for a in x.axes if a.name not in features)
@@ -164,6 +218,14 @@ class BatchNorm(eqx.Module):
                 raise ValueError(
                     f"BatchNorm: the input {x.axes} holds only the feature axes {features} and no mapped "
                     "`axis_name`: there is nothing to average the batch statistics over"
+                )
+            unmapped = [n for n in mapped if not _is_mapped(n)]
+            if unmapped:
+                raise ValueError(
+                    f"BatchNorm: `axis_name` {unmapped[0]!r} is neither an axis of the input {x.axes} nor "
+                    "mapped here: `axis_name` names an axis that an enclosing nx.vmap / nx.pmap maps away "
+                    f"from the input. Call the layer inside nx.vmap(..., {unmapped[0]!r}) (or nx.pmap), or "
+                    f"give the input the {unmapped[0]!r} axis"
                 )
 
             def average(v: NamedArray) -> NamedArray:

@@ -52,7 +52,7 @@ import numpy as np
 from .. import _kernels, _state
 from .._axis import Axis
 from .._core import _is_named, _new
-from .._scan import scan as _scan
+from .._scan import _scan
 from .._state import UnexpectedState
 from .._vmap import vmap as _vmap
 from . import _stacked_state
@@ -352,7 +352,8 @@ class Stacked(eqx.Module, Generic[M]):
                 )
             return (new, shared), (y, per)
 
-        run = _scan(body, self.Layers, remat=self.gradient_checkpointing, unroll=self.unroll, is_scanned=False)
+        remat, unroll = self.gradient_checkpointing, self.unroll
+        run = _scan(body, self.Layers, remat=remat, reverse=False, unroll=unroll, is_scanned=False, op=op)
         if st is None:
             (x, _), (ys, _) = run((x, []), layers, [], *args, **kwargs)
             return (x, ys) if keep_outputs else x
