@@ -397,8 +397,15 @@ def test_at_updates():
     w = nx.named(np.arange(4, dtype=np.float32).reshape(2, 2), ("b", "a"))
     out = x.at["b", 0:2].set(w)
     np.testing.assert_array_equal(out.array, jnp.asarray(a).at[:, 0:2].set(np.arange(4.0).reshape(2, 2).T))
-    with pytest.raises(ValueError, match="not in the target axes"):
+    # a value with axes outside the selection is refused, naming the update and both axes tuples
+    with pytest.raises(ValueError, match=r"\.at\[\]\.set: the value has axes \(Axis\('a', 2\),\).*"
+                       r"selection has axes \(Axis\('b', 3\),\)") as info:
         x.at["a", 0].set(v)
+    assert "broadcast_to" not in str(info.value)
+    with pytest.raises(ValueError, match=r"\.at\[\]\.add: .*offending: \(Axis\('b', 2\),\)"):
+        x.at["a", 0].add(nx.named(np.ones(2, np.float32), "b"))
+    with pytest.raises(ValueError, match=r"\.at\[\]\.multiply"):
+        x.at["b", 0].multiply(nx.named(np.ones((2, 3), np.float32), ("a", "b")))
     with pytest.raises(TypeError, match="plain array"):
         x.at["a", 0].set(jnp.zeros(3))
 

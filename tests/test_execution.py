@@ -499,7 +499,7 @@ def test_checkpoint_resume_and_refusals(tmp_path, monkeypatch):
         ParallelExecution(ck_model, GridSpace(space.state, n=5), 2.0, checkpoint_dir=d).run()
     with pytest.raises(ValueError, match="holds outputs of another structure"):
         ParallelExecution(lambda s, w: s["a"] * w, space, 2.0, checkpoint_dir=d).run()
-    with pytest.raises(ValueError, match="another model or other arguments"):
+    with pytest.raises(ValueError, match=r"same model '.*ck_model' with other arguments \(args\[0\] differs\)"):
         ParallelExecution(ck_model, space, jnp.float32(3.0), checkpoint_dir=d).run()
     # not a directory / not a checkpoint
     f = tmp_path / "file"
@@ -511,6 +511,62 @@ def test_checkpoint_resume_and_refusals(tmp_path, monkeypatch):
     (other / blocks[0]).write_bytes(b"")
     with pytest.raises(ValueError, match="holds block files but no manifest.json"):
         ParallelExecution(ck_model, space, 2.0, checkpoint_dir=str(other)).run()
+
+
+def kw_model(s, w, *, scale=1.0, shift=0.0):
+    return s["a"] * w * scale + shift
+
+
+def kw_other(s, w):
+    return s["a"] + w
+
+
+def test_checkpoint_refusal_says_which_arguments_differ(tmp_path):
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=4)
+    d = tmp_path / "ck"
+    ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
+    man = json.loads((d / "manifest.json").read_text())
+    assert len(man["argument_digests"]["args"]) == 1 and list(man["argument_digests"]["kwargs"]) == ["scale"]
+    cases = {
+        r"\(args\[0\] differs\)": ((jnp.float32(2.5),), {"scale": jnp.float32(3.0)}),
+        r"\(kwargs\['scale'\] differs\)": ((2.0,), {"scale": jnp.float32(4.0)}),
+        r"\(args\[0\] differs, keyword 'scale' was passed then, not now\)": ((1.0,), {}),
+        r"\(keyword 'shift' was not passed then\)": ((2.0,), {"scale": jnp.float32(3.0), "shift": 1.0}),
+        r"\(1 positional arguments then, 0 now, keyword 'w' was not passed then\)": (
+            (), {"w": 2.0, "scale": jnp.float32(3.0)}),
+    }
+    for msg, (args, kwargs) in cases.items():
+        with pytest.raises(ValueError, match=r"sweep of the same model '.*kw_model' with other arguments " + msg):
+            ParallelExecution(kw_model, space, *args, checkpoint_dir=d, **kwargs).run()
+    # the same arguments resume
+    ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
+    # another model: named as such, without talking of arguments
+    with pytest.raises(ValueError, match=r"holds a sweep of another model \('.*kw_model', this run '.*kw_other'\)"):
+        ParallelExecution(kw_other, space, 2.0, checkpoint_dir=d).run()
+    # a manifest of the first format (no code or per-argument digests): refused by its format
+    man["format"] = "namedax-sweep/1"
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match=r"manifest of format 'namedax-sweep/1', not 'namedax-sweep/2'"):
+        ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
+
+
+def test_executor_option_names_are_never_passed_to_the_model():
+    # documented: n_vmap / n_pmap / checkpoint_dir / progress always go to the executor; a model
+    # keyword of that name must be bound first (functools.partial)
+    import functools
+
+    def model(s, progress=1.0, n_vmap=1.0):
+        return s["a"] * progress + n_vmap
+
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=3)
+    ref = np.array([model({"a": v}) for v in np.linspace(0.0, 1.0, 3)], np.float32)
+    for ex in (ParallelExecution(model, space, progress=False, n_vmap=2),
+               SequentialExecution(model, space, progress=False)):
+        np.testing.assert_allclose(ex.run()[:], ref)  # the model got its defaults
+    bound = functools.partial(model, progress=10.0, n_vmap=5.0)
+    want = np.array([bound({"a": v}) for v in np.linspace(0.0, 1.0, 3)], np.float32)
+    np.testing.assert_allclose(ParallelExecution(bound, space, progress=False).run()[:], want)
+    np.testing.assert_allclose(SequentialExecution(bound, space, progress=False).run()[:], want)
 
 
 def test_checkpoint_refuses_another_model_of_the_same_name(tmp_path):
@@ -672,6 +728,7 @@ import namedax._execution_engine as E
 from namedax.spaces import GridSpace, Parameter
 from namedax.execution import ParallelExecution
 E._CALL_SECONDS = 0.02  # small blocks, so the kill lands mid-sweep
+E.max_chunks = lambda *_: 8  # and never more than 8 chunks a call, whatever speed a call measures
 
 def model(s):
     def step(_, x):
@@ -683,15 +740,17 @@ space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
                    "b": Parameter("b", 0.0, low=0.5, high=1.5, free=True)}, n={"a": 1000, "b": 1000})
 mode, d = sys.argv[1], sys.argv[2]
 if mode == "run":
-    # A pause after each saved block keeps the sweep running for seconds, whatever the machine's
-    # speed, so the parent always sees blocks land before it kills; the kill still lands mid-sweep.
+    # After its 4th saved block the sweep stops to wait (the next call already dispatched), so the
+    # parent's SIGKILL always lands mid-sweep, however fast or loaded the machine is.
     import time
     from namedax._execution_checkpoint import Checkpoint
-    write = Checkpoint.write
-    def slow_write(self, *a):
+    write, saved = Checkpoint.write, []
+    def write_then_wait(self, *a):
         write(self, *a)
-        time.sleep(0.1)
-    Checkpoint.write = slow_write
+        saved.append(1)
+        if len(saved) == 4:
+            time.sleep(600)
+    Checkpoint.write = write_then_wait
     ParallelExecution(model, space, checkpoint_dir=d, progress=False).run()
     print("FINISHED")
 else:
@@ -719,7 +778,10 @@ def test_resume_after_sigkill(tmp_path):
                 if d.exists() and len([f for f in os.listdir(d) if f.startswith("block-")]) >= 4:
                     break
                 time.sleep(0.02)
-            assert proc.poll() is None, "the sweep ended before it could be killed: " + log.read_text()
+            assert proc.poll() is None, (
+                f"the sweep ended before it could be killed ({len(os.listdir(d)) if d.exists() else 0} files "
+                f"in the checkpoint): " + log.read_text()
+            )
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             proc.wait(timeout=30)

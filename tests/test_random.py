@@ -196,6 +196,31 @@ def test_per_element_keys_inside_vmap(key):
     assert not np.allclose(ref[0], ref[1])
 
 
+def test_unsplit_keys_through_vmap_follow_the_default_spec():
+    # as documented in namedax.random: a typed key (0-d) is broadcast, like jax.vmap(in_axes=None);
+    # a legacy PRNGKey (uint32, shape (2,)) is mapped along its key data, like jax.vmap(in_axes=0)
+    x = nx.named(jnp.arange(3.0), B)
+    draw = nx.vmap(lambda v, k: nx.random.normal(k, E) + v, B)
+    typed, legacy = KEYS["typed"], KEYS["legacy"]
+    ref = jax.vmap(lambda v, k: jax.random.normal(k, (4,)) + v, in_axes=(0, None))(jnp.arange(3.0), typed)
+    assert_named_close(draw(x, typed), ref, ("batch", "embed"))
+    same = nx.vmap(lambda v, k: nx.random.normal(k, E), B)(x, typed).array  # every element draws the same
+    np.testing.assert_array_equal(same, np.broadcast_to(jax.random.normal(typed, (4,)), (3, 4)))
+    # the legacy key is mapped: its size 2 is not the axis's 3 (raw jax.vmap refuses it too)
+    with pytest.raises(ValueError, match=r"axis 'batch' has size 2 in argument 'k' \(shape \(2,\)\)"):
+        draw(x, legacy)
+    with pytest.raises(ValueError, match="inconsistent sizes"):
+        jax.vmap(lambda v, k: jax.random.normal(k, (4,)) + v)(jnp.arange(3.0), legacy)
+    # over an axis of size 2 each element gets one uint32 word, as in raw jax.vmap, which is no key
+    assert jax.vmap(lambda k: k.shape)(legacy) == ()
+    with pytest.raises(TypeError, match="normal: `key` is a single uint32 word, not a key"):
+        nx.vmap(lambda k: nx.random.normal(k, E), {"batch": 2})(legacy)
+    # with the spec None the legacy key is broadcast and draws as the typed-key reference would
+    ref = jax.vmap(lambda v, k: jax.random.normal(k, (4,)) + v, in_axes=(0, None))(jnp.arange(3.0), legacy)
+    out = nx.vmap(lambda v, k: nx.random.normal(k, E) + v, B, args=(0, None))(x, legacy)
+    assert_named_close(out, ref, ("batch", "embed"))
+
+
 def test_under_jit(key):
     f = jax.jit(lambda k: nx.random.uniform(k, (B, E), minval=nx.named(jnp.arange(3.0), B)))
     x = f(key)

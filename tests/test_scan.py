@@ -216,6 +216,27 @@ def test_error_carry_changes_axes():
         nx.scan(lambda c, w: (nx.ones(F), None), L)(nx.ones(E), _x("le"))
 
 
+def test_error_plain_carry_changes_shape_or_dtype():
+    # jax.lax.scan refuses these with its own TypeError; namedax names the operation, the carry's
+    # path and the shape/dtype in and out
+    w = _x("le")
+    with pytest.raises(TypeError, match="carry input and carry output must have equal types"):
+        jax.lax.scan(lambda c, v: (c.astype(jnp.int32), None), jnp.zeros(2), w.array)
+    with pytest.raises(ValueError, match=r"^scan over 'l': the carry must keep its shapes and dtypes; carry went "
+                       r"in as float32\[2\] and came out as int32\[2\]"):
+        nx.scan(lambda c, v: (c.astype(jnp.int32), None), L)(jnp.zeros(2), w)
+    with pytest.raises(ValueError, match=r"^fold over 'l': .*carry\['h'\]\[1\] went in as float32\[2\] and "
+                       r"came out as float32\[3\]"):
+        nx.fold(lambda c, v: {"h": (c["h"][0], jnp.zeros(3))}, L)({"h": (0.0, jnp.zeros(2))}, w)
+    # a NamedArray carry is checked the same way (its axes by the structure, its dtype here)
+    with pytest.raises(ValueError, match=r"^fold over 'l': .*carry \(axes \(Axis\('e', 2\),\)\) went in as "
+                       r"int32\[2\] and came out as float32\[2\]"):
+        nx.fold(lambda c, v: c + v, L)(nx.zeros(E, dtype=jnp.int32), w)
+    # as in jax.lax.scan, a weakly typed carry (a Python scalar) may be promoted
+    ref = jax.lax.scan(lambda c, v: (c + v.sum(), None), 0, w.array)[0]
+    np.testing.assert_allclose(nx.fold(lambda c, v: c + v.array.sum(), L)(0, w), ref)
+
+
 def test_error_output_has_axis():
     with pytest.raises(ValueError, match="include the looped axis 'l'"):
         nx.scan(lambda c, w: (c, nx.ones(L)), L)(0.0, _x("le"))

@@ -157,8 +157,23 @@ def test_split_and_unbind():
     assert len(rows) == 3 and all(r.axes == (A, Axis("t", 5)) for r in rows)
     for k, r in enumerate(x.unbind(B)):
         np.testing.assert_array_equal(r.array, np.asarray(x.array)[:, :, k])
-    with pytest.raises(ValueError, match=r"the pieces .* have 4 elements in all, Axis\('t', 5\) has 5"):
+    with pytest.raises(ValueError, match=r"split: cannot cut axis 't' of size 5 into pieces of sizes \[2, 2\]: "
+                       r"they sum to 4, not 5"):
         nx.split(x, "t", [2, 2])
+    with pytest.raises(ValueError, match=r"split: cannot cut axis 't' of size 5 into pieces of sizes \[2, 4\]: "
+                       r"they sum to 6, not 5"):
+        nx.split(x, "t", [Axis("head", 2), 4])
+    # a negative size is refused by split itself (numpy's split has no sizes, only cut points; a
+    # size-0 piece is fine, as an empty piece is in np.split)
+    with pytest.raises(ValueError, match=r"split: cannot cut axis 't' of size 5 into pieces of sizes \[6, -1\]: "
+                       r"a piece size must be >= 0"):
+        nx.split(x, "t", [6, -1])
+    with pytest.raises(ValueError, match=r"split: .* sizes \[\]: give at least one piece"):
+        nx.split(x, "t", [])
+    empty, full = nx.split(x, "t", [0, 5])
+    ref_empty, ref_full = np.split(np.asarray(x.array), [0], axis=1)
+    assert empty.axes == (A, Axis("t", 0), B) and empty.array.shape == ref_empty.shape
+    np.testing.assert_array_equal(full.array, ref_full)
     with pytest.raises(ValueError, match=r"split: duplicate axis names \['a'\]"):
         nx.split(x, "t", [Axis("a", 5)])
     with pytest.raises(TypeError, match="a piece size must be an int"):
@@ -283,6 +298,25 @@ def test_take_out_of_range_int_with_a_mode_as_jnp():
         assert_named_close(r, jnp.take(xa, index, axis=1, mode="clip"), ("a", "c"))
         r = nx.take(x, "b", index, mode="fill", fill_value=-1.0)
         assert_named_close(r, jnp.take(xa, index, axis=1, mode="fill", fill_value=-1.0), ("a", "c"))
+
+
+def test_take_fill_value_may_be_a_concrete_scalar_array():
+    # jnp.take makes fill_value static: a jax array there is unhashable to it. namedax reads a
+    # concrete 0-d array as its Python value, and refuses a traced or non-scalar one by name
+    x = rand((A, B, C))
+    xa = to_numpy(x, ("a", "b", "c"))
+    index = np.array([0, 5, -7])
+    for fill in (jnp.array(-1.0), np.float32(-1.0), np.array(-1.0)):
+        r = nx.take(x, "b", index, mode="fill", fill_value=fill)
+        assert_named_close(r, jnp.take(xa, index, axis=1, mode="fill", fill_value=-1.0), ("a", "b", "c"))
+        r = nx.take(x, "b", 4, mode="fill", fill_value=fill)
+        assert_named_close(r, jnp.take(xa, 4, axis=1, mode="fill", fill_value=-1.0), ("a", "c"))
+    with pytest.raises(ValueError, match="Non-hashable static arguments"):  # the raw jnp behaviour
+        jnp.take(xa, index, axis=1, mode="fill", fill_value=jnp.array(-1.0))
+    with pytest.raises(TypeError, match=r"take: `fill_value` must be a scalar, got an array of shape \(2,\)"):
+        nx.take(x, "b", index, mode="fill", fill_value=jnp.array([-1.0, 2.0]))
+    with pytest.raises(TypeError, match="take: `fill_value` must be a concrete scalar, got a traced value"):
+        jax.jit(lambda f: nx.take(x, "b", index, mode="fill", fill_value=f))(jnp.array(-1.0))
 
 
 def test_pad():

@@ -861,6 +861,14 @@ class _AtUpdate:
 
     def _value(self, v, op: str):
         if _is_named(v):
+            want = {a.name: a.size for a in self._axes}
+            bad = [a for a in v.axes if want.get(a.name) != a.size]
+            if bad:
+                raise ValueError(
+                    f".at[].{op}: the value has axes {v.axes} but the indexed selection has axes "
+                    f"{self._axes}; every axis of the value must be one of these, with the same size "
+                    f"(offending: {tuple(bad)})"
+                )
             return broadcast_to(v, self._axes).array
         check_operand(v, f".at[].{op}")
         return v

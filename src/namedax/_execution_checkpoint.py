@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 _MANIFEST = "manifest.json"
-_FORMAT = "namedax-sweep/1"
+_FORMAT = "namedax-sweep/2"  # 2: the model's code digest and per-argument digests
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
@@ -136,9 +136,46 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
         raise ValueError(f"{op}: {where} holds a sweep of another model: {new['model']!r}, but with other code or "
                          "captured values (its body, a closure, a default or a function it calls changed); pass "
                          "another checkpoint_dir or delete it")
-    if old.get("model") != new["model"] or old.get("arguments") != new["arguments"]:
-        raise ValueError(f"{op}: {where} holds a sweep of another model or other arguments (model "
-                         f"{old.get('model')!r}, this run {new['model']!r}); pass another checkpoint_dir or delete it")
+    if old.get("model") != new["model"]:
+        raise ValueError(f"{op}: {where} holds a sweep of another model ({old.get('model')!r}, this run "
+                         f"{new['model']!r}); pass another checkpoint_dir or delete it")
+    if old.get("arguments") != new["arguments"]:
+        raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
+                         f"({_which_arguments(old, new)}); pass another checkpoint_dir or delete it")
+
+
+def _which_arguments(old: dict, new: dict) -> str:
+    """Which of the model's extra arguments differ, from the manifests' per-argument digests."""
+    o, n = old["argument_digests"], new["argument_digests"]
+    out = []
+    oa, na = o.get("args", []), n["args"]
+    if len(oa) != len(na):
+        out.append(f"{len(oa)} positional arguments then, {len(na)} now")
+    else:
+        out += [f"args[{i}] differs" for i, (a, b) in enumerate(zip(oa, na)) if a != b]
+    ok, nk = o.get("kwargs", {}), n["kwargs"]
+    out += [f"kwargs[{k!r}] differs" for k in sorted(ok.keys() & nk.keys()) if ok[k] != nk[k]]
+    out += [f"keyword {k!r} was passed then, not now" for k in sorted(ok.keys() - nk.keys())]
+    out += [f"keyword {k!r} was not passed then" for k in sorted(nk.keys() - ok.keys())]
+    return ", ".join(out) or "the model's own leaves differ"
+
+
+def _argument_digest(tree: Any) -> str:
+    """A short digest of one argument: its structure, its static leaves, its arrays' bytes."""
+    import hashlib
+
+    import jax
+
+    from ._execution_results import _stable_repr
+
+    leaves, treedef = jax.tree.flatten(tree)
+    h = hashlib.sha256(_stable_repr(treedef).encode())
+    for leaf in leaves:
+        if isinstance(leaf, np.ndarray | np.generic | jax.Array):
+            _put_array(h, leaf)
+        else:
+            h.update(_stable_repr(leaf).encode() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def _put_array(h, leaf) -> None:
@@ -271,10 +308,12 @@ def code_digest(callables: list) -> str:
     return h.hexdigest()
 
 
-def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any, callables: list) -> dict:
+def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any, callables: list,
+             args: tuple = (), kwargs: dict | None = None) -> dict:
     """The manifest of a sweep: everything that must match for a checkpoint to be resumed.
 
-    ``callables``: the model and the callables among its arguments (see `code_digest`)."""
+    ``callables``: the model and the callables among its arguments (see `code_digest`). ``args`` and
+    ``kwargs`` (the model's extra arguments) get a short digest each, only to say which differ."""
     import hashlib
 
     from ._execution_results import _stable_repr
@@ -291,4 +330,8 @@ def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any, 
         "model": _stable_repr(model),
         "code": code_digest(callables),
         "arguments": h.hexdigest(),
+        "argument_digests": {
+            "args": [_argument_digest(a) for a in args],
+            "kwargs": {k: _argument_digest(v) for k, v in (kwargs or {}).items()},
+        },
     }

@@ -188,6 +188,31 @@ def _check_out_axes(tree: Any, axis: Axis, op: str) -> None:
             )
 
 
+def _check_carry(carry: Any, carry_def: Any, new_carry: Any, op: str, name: str) -> None:
+    """The carry out of a step must match the carry in: the same structure (NamedArray axes are part
+    of it), and every leaf the same shape and dtype. A weakly typed leaf in (a Python scalar) may
+    change dtype: `jax.lax.scan` promotes it and traces the step again."""
+    new_def = jax.tree.structure(new_carry)
+    if new_def != carry_def:
+        raise ValueError(
+            f"{op} over {name!r}: the carry must keep its structure and axes; it went in as "
+            f"{carry_def} and came out as {new_def}"
+        )
+    ins = jax.tree_util.tree_flatten_with_path(carry, is_leaf=_is_named)[0]
+    for (path, a), b in zip(ins, jax.tree.leaves(new_carry, is_leaf=_is_named), strict=True):
+        ta = jax.typeof(a.array if _is_named(a) else a)
+        tb = jax.typeof(b.array if _is_named(b) else b)
+        if ta.shape != tb.shape or (ta.dtype != tb.dtype and not ta.weak_type):
+            where = f"carry{jax.tree_util.keystr(path)}"
+            if _is_named(a):
+                where += f" (axes {a.axes})"
+            raise ValueError(
+                f"{op} over {name!r}: the carry must keep its shapes and dtypes; {where} went in as "
+                f"{ta.dtype.name}{list(ta.shape)} and came out as {tb.dtype.name}{list(tb.shape)}"
+                + ("" if ta.dtype == tb.dtype else "; cast it back, e.g. with .astype")
+            )
+
+
 def _check_remat(remat: Any, op: str) -> None:
     if not (remat is False or remat is True or callable(remat)):
         raise TypeError(f"{op}: `remat` must be False, True or a jax.checkpoint policy, got {remat!r}")
@@ -214,7 +239,7 @@ def scan(
     """Loop ``f(carry, *xs, **kwargs) -> (carry, y)`` over a named axis, stacking the outputs.
 
     Args:
-        f: the step function. Its carry must keep its structure and axes from step to step.
+        f: the step function. Its carry must keep its structure, axes, shapes and dtypes from step to step.
         axis: the axis to loop over (an `Axis`, or a name if an argument has it).
         remat: recompute each step's internals in the backward pass: False, True, or a
             `jax.checkpoint` policy such as ``jax.checkpoint_policies.nothing_saveable``.
@@ -230,7 +255,7 @@ def scan(
 
     Raises:
         ValueError: sizes along the axis disagree (naming the arguments), the size is unknown, the
-            carry changes structure or axes, or an output already has the axis.
+            carry changes structure, axes, shape or dtype, or an output already has the axis.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -262,12 +287,7 @@ def _scan(f: Callable, axis: AxisSelector, *, remat, reverse, unroll, is_scanned
             if not (isinstance(out, tuple) and len(out) == 2):
                 raise TypeError(f"{op}: `f` must return a pair (carry, y), got {type(out).__name__}")
             new_carry, y = out
-            new_def = jax.tree.structure(new_carry)
-            if new_def != carry_def:
-                raise ValueError(
-                    f"{op} over {name!r}: the carry must keep its structure and axes; it went in as "
-                    f"{carry_def} and came out as {new_def}"
-                )
+            _check_carry(carry, carry_def, new_carry, op, name)
             _check_out_axes(y, plan.axis, op)
             return new_carry, _split_static(y, store)
 

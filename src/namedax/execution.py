@@ -135,7 +135,10 @@ class ParallelExecution:
             blocks of the same sweep there resumes from them (see `run`).
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
-        **kwargs: extra keyword arguments of the model.
+        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``
+            and ``progress`` are always the executor's own: a model keyword argument of one of
+            these names cannot be passed here (it would silently set the executor's option); bind
+            it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
@@ -254,7 +257,7 @@ class ParallelExecution:
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:
             man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model,
-                           [model, *(x for x in static.leaves if callable(x))])
+                           [model, *(x for x in static.leaves if callable(x))], self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
             digest = int(hashlib.sha256(repr(ranges).encode()).hexdigest()[:7], 16)
             if _e._agree(digest) != digest:
@@ -306,7 +309,9 @@ class SequentialExecution:
         statespace: a space from `namedax.spaces`.
         *args: extra positional arguments of the model.
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
-        **kwargs: extra keyword arguments of the model.
+        **kwargs: extra keyword arguments of the model. ``progress`` is always the executor's own:
+            a model keyword argument of that name cannot be passed here (it would silently set the
+            progress bar); bind it first, e.g. with ``functools.partial(model, progress=p)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a bool.

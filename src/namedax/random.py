@@ -24,8 +24,13 @@ sampler here accepts as a key):
     >>> bool((noise["batch", 0].array == noise["batch", 1].array).any())
     False
 
-The same key passed unsplit would be broadcast, and every element would draw the same numbers.
-Legacy keys come back from `split` as typed keys (a NamedArray's dimensions are its axes, and a
+A typed key (`jax.random.key`, a 0-d array) passed unsplit is broadcast, as the default spec
+broadcasts every 0-d array, and every element draws the same numbers. A legacy key
+(`jax.random.PRNGKey`) is a plain ``uint32`` array of shape ``(2,)``: the default spec maps it along
+that key-data dimension, as ``jax.vmap`` with ``in_axes=0`` would, so the call fails on the size (or,
+over an axis of size 2, each element gets one ``uint32`` word, which the samplers refuse as a key).
+To share a legacy key, give it the spec None (``nx.vmap(f, Batch, args=(None,))``), or use a typed
+key. Legacy keys come back from `split` as typed keys (a NamedArray's dimensions are its axes, and a
 legacy key has a trailing dimension of key data); ``jax.random.key_data`` recovers the raw bits.
 
 **Keys through Stacked.** `nn.Stacked` builds and runs its layers with a vmap or a scan over its
@@ -88,6 +93,12 @@ def _key(op: str, key: Any) -> Any:
         return key
     if dtype == jnp.uint32 and key.ndim == 1:  # legacy jax.random.PRNGKey
         return key
+    if dtype == jnp.uint32 and key.ndim == 0:  # a legacy key that a vmap mapped along its key data
+        raise TypeError(
+            f"{op}: `key` is a single uint32 word, not a key: a legacy jax.random.PRNGKey passed to "
+            "nx.vmap is mapped along its key data by the default spec; give it the spec None "
+            "(args=/kwargs=) or use a typed jax.random.key, which is broadcast"
+        )
     raise TypeError(
         f"{op}: `key` must be a jax.random.key or jax.random.PRNGKey, got "
         f"{type(key).__name__} with shape {getattr(key, 'shape', None)} and dtype {dtype}"

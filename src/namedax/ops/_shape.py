@@ -202,10 +202,15 @@ def split(x: NamedArray, axis: AxisSelector, new_axes: Sequence[Axis | int]) -> 
 def _split_plan(x, axis, new_axes):
     i = axis_index_in(x.axes, axis, "split")
     old = x.axes[i]
-    pieces = [p if type(p) is Axis else Axis(old.name, _int(p, "a piece size", "split")) for p in new_axes]
-    total = sum(p.size for p in pieces)
-    if total != old.size:
-        raise ValueError(f"split: the pieces {tuple(pieces)} have {total} elements in all, {old} has {old.size}")
+    sizes = [p.size if type(p) is Axis else _int(p, "a piece size", "split") for p in new_axes]
+    what = f"split: cannot cut axis {old.name!r} of size {old.size} into pieces of sizes {sizes}"
+    if not sizes:
+        raise ValueError(f"{what}: give at least one piece")
+    if any(n < 0 for n in sizes):
+        raise ValueError(f"{what}: a piece size must be >= 0")
+    if sum(sizes) != old.size:
+        raise ValueError(f"{what}: they sum to {sum(sizes)}, not {old.size}")
+    pieces = [p if type(p) is Axis else Axis(old.name, n) for p, n in zip(new_axes, sizes, strict=True)]
     outs = tuple(x.axes[:i] + (p,) + x.axes[i + 1 :] for p in pieces)
     for o in outs:
         check_unique(o, "split")
@@ -319,7 +324,9 @@ def take(
         axis: the axis to take from.
         index: the indices, as above.
         mode: for out-of-bound indices, as in `jax.numpy.take`.
-        fill_value: for out-of-bound indices with ``mode="fill"`` (a scalar).
+        fill_value: for out-of-bound indices with ``mode="fill"``: a scalar, or a concrete 0-d
+            array (taken as its Python value). Like `jax.numpy.take`, which makes it a static
+            argument, it cannot be traced.
 
     Returns:
         The picked elements, with the axes described above.
@@ -328,7 +335,8 @@ def take(
         AxisNotFoundError: ``axis`` is not in ``x``.
         IndexError: an int index is out of range (unless ``mode`` is ``"clip"`` or ``"fill"``).
         ValueError: a batched axis has another size in the index than in ``x``.
-        TypeError: the index is not of integer dtype, or is a plain array of rank 2 or more.
+        TypeError: the index is not of integer dtype, or is a plain array of rank 2 or more; or
+            ``fill_value`` is not a scalar, or is traced.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -340,6 +348,8 @@ def take(
         >>> nx.take(logits, "vocab", jnp.array([1, 1, 0])).shape
         {'batch': 2, 'vocab': 3}
     """
+    if fill_value is not None and type(fill_value) not in (int, float, bool, complex):
+        fill_value = _static_fill_value(fill_value)
     if type(index) is int:
         try:
             k, out, size = _PLANS[("take", x.axes, axis, int, mode, fill_value)]
@@ -365,6 +375,21 @@ def take(
 
 
 _OUT_OF_BOUNDS_MODES = ("clip", "fill")  # jnp.take's modes that define out-of-range indices
+
+
+def _static_fill_value(v: Any) -> Any:
+    """``take``'s ``fill_value`` as a hashable Python scalar: `jax.numpy.take` makes it static, so a
+    concrete 0-d array is read (a jnp/np array is unhashable), a traced or non-scalar one refused."""
+    shape = np.shape(v)
+    if shape != ():
+        raise TypeError(f"take: `fill_value` must be a scalar, got an array of shape {shape}")
+    try:
+        return v.item() if hasattr(v, "item") else v
+    except jax.errors.ConcretizationTypeError:
+        raise TypeError(
+            "take: `fill_value` must be a concrete scalar, got a traced value; jax.numpy.take takes it "
+            "as a static argument, so use nx.where(index_in_range, nx.take(..., mode='clip'), fill) instead"
+        ) from None
 
 
 def _take_plan(x, axis, sig, mode, fill_value):
