@@ -398,11 +398,11 @@ def test_at_updates():
     out = x.at["b", 0:2].set(w)
     np.testing.assert_array_equal(out.array, jnp.asarray(a).at[:, 0:2].set(np.arange(4.0).reshape(2, 2).T))
     # a value with axes outside the selection is refused, naming the update and both axes tuples
-    with pytest.raises(ValueError, match=r"\.at\[\]\.set: the value has axes \(Axis\('a', 2\),\).*"
-                       r"selection has axes \(Axis\('b', 3\),\)") as info:
+    with pytest.raises(ValueError, match=r"\.at\[\]\.set: axis Axis\('a', 2\) of the array is not in the target "
+                       r"axes \(Axis\('b', 3\),\)") as info:
         x.at["a", 0].set(v)
     assert "broadcast_to" not in str(info.value)
-    with pytest.raises(ValueError, match=r"\.at\[\]\.add: .*offending: \(Axis\('b', 2\),\)"):
+    with pytest.raises(ValueError, match=r"\.at\[\]\.add: axis 'b' has size 2, target wants 3"):
         x.at["a", 0].add(nx.named(np.ones(2, np.float32), "b"))
     with pytest.raises(ValueError, match=r"\.at\[\]\.multiply"):
         x.at["b", 0].multiply(nx.named(np.ones((2, 3), np.float32), ("a", "b")))

@@ -69,22 +69,31 @@ def axis_alias(name: str, jax_names: Sequence[Any]) -> Iterator[None]:
             reg[name] = old
 
 
+def mapped_size(name: str) -> int | None:
+    """The size a named axis is mapped with here (by enclosing `namedax.vmap` / `namedax.pmap`), or
+    None when it is not mapped."""
+    size = 1
+    for jn in jax_axis_names(name):
+        try:
+            size *= jax.lax.axis_size(jn)
+        except NameError:
+            return None
+    return size
+
+
 def _resolve(axis: AxisSelection, op: str) -> tuple[Any, ...]:
     """All JAX axis names for a selection, checked to be mapped here."""
     out: list = []
     for sel in to_selectors(axis, op):
         name = axis_name(sel)
         names = jax_axis_names(name)
-        size = 1
-        for jn in names:
-            try:
-                size *= jax.lax.axis_size(jn)
-            except NameError:
-                raise ValueError(
-                    f"{op}: axis {name!r} is not mapped here; call {op} inside a function mapped over it, "
-                    f"e.g. nx.vmap(f, {name!r}). (To reduce a NamedArray over one of its own axes use nx.sum "
-                    "and friends.)"
-                ) from None
+        size = mapped_size(name)
+        if size is None:
+            raise ValueError(
+                f"{op}: axis {name!r} is not mapped here; call {op} inside a function mapped over it, "
+                f"e.g. nx.vmap(f, {name!r}). (To reduce a NamedArray over one of its own axes use nx.sum "
+                "and friends.)"
+            )
         if type(sel) is Axis and size != sel.size:
             raise ValueError(f"{op}: axis {name!r} is mapped with size {size}, but {sel} was given")
         out.extend(names)

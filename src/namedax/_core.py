@@ -661,23 +661,26 @@ def broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, 
         >>> nx.broadcast_to(x, {"a": 2, "b": 3}).shape
         {'a': 2, 'b': 3}
     """
+    return _broadcast_to(x, axes, "broadcast_to")
+
+
+def _broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, int], op: str) -> NamedArray:
+    """`broadcast_to`, its errors naming the caller's operation ``op``."""
     if not _is_named(x):
-        check_operand(x, "broadcast_to")
+        check_operand(x, op)
         x = _new(jnp.asarray(x), ())
     if isinstance(axes, Mapping):
         target = to_axes(axes)
     else:
-        target = tuple(
-            a if type(a) is Axis else x.axes[axis_index_in(x.axes, a, "broadcast_to")] for a in axes
-        )
-    check_unique(target, "broadcast_to")
+        target = tuple(a if type(a) is Axis else x.axes[axis_index_in(x.axes, a, op)] for a in axes)
+    check_unique(target, op)
     tnames = {a.name: a for a in target}
     for a in x.axes:
         t = tnames.get(a.name)
         if t is None:
-            raise ValueError(f"broadcast_to: axis {a} of the array is not in the target axes {target}")
+            raise ValueError(f"{op}: axis {a} of the array is not in the target axes {target}")
         if t.size != a.size:
-            raise ValueError(f"broadcast_to: axis {a.name!r} has size {a.size}, target wants {t.size}")
+            raise ValueError(f"{op}: axis {a.name!r} has size {a.size}, target wants {t.size} (target axes {target})")
     if x.axes == target:
         return x
     shape = tuple(a.size for a in target)
@@ -860,16 +863,8 @@ class _AtUpdate:
         self._pos, self._axes = _positional_index(x.axes, idx, ".at[]")
 
     def _value(self, v, op: str):
-        if _is_named(v):
-            want = {a.name: a.size for a in self._axes}
-            bad = [a for a in v.axes if want.get(a.name) != a.size]
-            if bad:
-                raise ValueError(
-                    f".at[].{op}: the value has axes {v.axes} but the indexed selection has axes "
-                    f"{self._axes}; every axis of the value must be one of these, with the same size "
-                    f"(offending: {tuple(bad)})"
-                )
-            return broadcast_to(v, self._axes).array
+        if _is_named(v):  # the value's axes must be among the indexed selection's
+            return _broadcast_to(v, self._axes, f".at[].{op}").array
         check_operand(v, f".at[].{op}")
         return v
 

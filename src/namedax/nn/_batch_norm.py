@@ -5,26 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 
 from .._axis import Axis, AxisSelection, AxisSpec, to_axes, to_selectors
 from .._axis import axis_name as _name_of
-from .._collectives import jax_axis_names, pmean
+from .._collectives import mapped_size, pmean
 from .._core import NamedArray
 from ..ops import mean, ones, rsqrt, zeros
 from ._normalization import _affine, _feature_names
 from ._util import InferenceFlag, InferenceSlot, inference_bool, spec
-
-
-def _is_mapped(name: str) -> bool:
-    """Whether the named axis is mapped here (by an enclosing vmap / pmap)."""
-    try:
-        for jax_name in jax_axis_names(name):
-            jax.lax.axis_size(jax_name)
-    except NameError:
-        return False
-    return True
 
 
 class BatchNorm(eqx.Module):
@@ -219,7 +208,7 @@ class BatchNorm(eqx.Module):
                     f"BatchNorm: the input {x.axes} holds only the feature axes {features} and no mapped "
                     "`axis_name`: there is nothing to average the batch statistics over"
                 )
-            unmapped = [n for n in mapped if not _is_mapped(n)]
+            unmapped = [n for n in mapped if mapped_size(n) is None]
             if unmapped:
                 raise ValueError(
                     f"BatchNorm: `axis_name` {unmapped[0]!r} is neither an axis of the input {x.axes} nor "
