@@ -7,7 +7,7 @@ import pytest
 
 import namedax as nx
 from helpers import assert_named_close, to_numpy
-from namedax import _collectives
+from namedax.transforms import _collectives
 
 A, B, E = nx.Axis("a", 2), nx.Axis("b", 3), nx.Axis("e", 4)
 

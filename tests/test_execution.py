@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import namedax as nx
 from helpers import run_with_devices
-from namedax import _execution_engine as _e
 from namedax.execution import ModelError, ParallelExecution, Results, SequentialExecution
+from namedax.execution import _engine as _e
 from namedax.spaces import DataSpace, GridSpace, Parameter, UniformSpace
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -697,7 +697,7 @@ CHECKS = {
     """,
     "checkpoint_on_four_devices": """
         import tempfile
-        import namedax._execution_engine as E
+        import namedax.execution._engine as E
         E._CALL_SECONDS = 0.0
         space = GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n={"a": 7, "b": 5})
         with tempfile.TemporaryDirectory() as d:
@@ -724,7 +724,7 @@ def test_four_devices(four_devices, name):
 KILL_SCRIPT = """
 import json, os, sys
 import jax, jax.numpy as jnp, numpy as np
-import namedax._execution_engine as E
+import namedax.execution._engine as E
 from namedax.spaces import GridSpace, Parameter
 from namedax.execution import ParallelExecution
 E._CALL_SECONDS = 0.02  # small blocks, so the kill lands mid-sweep
@@ -743,7 +743,7 @@ if mode == "run":
     # After its 4th saved block the sweep stops to wait (the next call already dispatched), so the
     # parent's SIGKILL always lands mid-sweep, however fast or loaded the machine is.
     import time
-    from namedax._execution_checkpoint import Checkpoint
+    from namedax.execution._checkpoint import Checkpoint
     write, saved = Checkpoint.write, []
     def write_then_wait(self, *a):
         write(self, *a)

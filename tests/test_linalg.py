@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 import namedax as nx
 from helpers import assert_named_close, to_numpy
-from namedax import Axis, _kernels
+from namedax import Axis
+from namedax.core import _kernels
 from namedax.ops import _linalg
 
 Bt, I, E, H, O = Axis("batch", 2), Axis("i", 3), Axis("embed", 4), Axis("hid", 5), Axis("out", 3)  # noqa: E741

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import namedax as nx  # installs every method
-from namedax import _core
-from namedax._core import NamedArray
+from namedax.core import _named_array as _core
+from namedax.core._named_array import NamedArray
 
 # What Python puts in a class's namespace by itself (some only on newer versions).
 _IMPLICIT = {

@@ -9,7 +9,7 @@
 """
 
 from . import ops as ops
-from ._axis import (
+from .core._axis import (
     Axis as Axis,
     AxisSelection as AxisSelection,
     AxisSelector as AxisSelector,
@@ -23,7 +23,7 @@ from ._axis import (
     selects_axis as selects_axis,
     union_axes as union_axes,
 )
-from ._core import (
+from .core._named_array import (
     AxisNotFoundError as AxisNotFoundError,
     NamedArray as NamedArray,
     broadcast_axis as broadcast_axis,
@@ -35,7 +35,7 @@ from ._core import (
 from .ops import *  # noqa: F403  (ops/__init__.py lists its names explicitly)
 
 # --- transforms (owned by _vmap.py, _scan.py, _pmap.py, _collectives.py) ---
-from ._collectives import (
+from .transforms._collectives import (
     all_gather as all_gather,
     axis_index as axis_index,
     pmax as pmax,
@@ -43,9 +43,9 @@ from ._collectives import (
     pmin as pmin,
     psum as psum,
 )
-from ._scan import fold as fold, map as map, scan as scan
-from ._vmap import vmap as vmap
-from ._pmap import pmap as pmap
+from .transforms._scan import fold as fold, map as map, scan as scan
+from .transforms._vmap import vmap as vmap
+from .transforms._pmap import pmap as pmap
 from . import random as random
 # --- end transforms ---
 

@@ -49,8 +49,8 @@ import jax
 import jax.numpy as jnp
 import jax.random as jrandom
 
-from ._axis import Axis, AxisSelector, AxisSpec, axis_name, check_unique, to_axes
-from ._core import NamedArray, _new, axis_index_in, broadcast_to, check_operand, union_of
+from .core._axis import Axis, AxisSelector, AxisSpec, axis_name, check_unique, to_axes
+from .core._named_array import NamedArray, _new, axis_index_in, broadcast_to, check_operand, union_of
 
 __all__ = [
     "split", "normal", "uniform", "bernoulli", "randint", "truncated_normal", "categorical",

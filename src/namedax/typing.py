@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import jax.numpy as jnp
 import numpy as np
 
-from ._axis import Axis
-from ._core import NamedArray
+from .core._axis import Axis
+from .core._named_array import NamedArray
 
 try:  # private API of jaxtyping 0.3.x; tests/test_typing.py::test_jaxtyping_private_api checks it
     from jaxtyping._storage import get_shape_memo as _get_shape_memo

@@ -112,7 +112,7 @@ class NamedArray:
 
     def __class_getitem__(cls, spec: Any) -> Any:
         """``NamedArray["batch embed"]`` is ``namedax.typing.Named["batch embed"]``."""
-        from .typing import Named  # lazy: typing sits below _core in the layering
+        from ..typing import Named  # lazy: typing sits below _core in the layering
 
         return Named[spec]
 

@@ -166,7 +166,7 @@ def _argument_digest(tree: Any) -> str:
 
     import jax
 
-    from ._execution_results import _stable_repr
+    from ._results import _stable_repr
 
     leaves, treedef = jax.tree.flatten(tree)
     h = hashlib.sha256(_stable_repr(treedef).encode())
@@ -191,7 +191,7 @@ def _put_array(h, leaf) -> None:
 def _ordered_repr(x) -> str:
     """``_stable_repr``, with sets in a fixed order (their iteration order changes between
     processes with string hashing)."""
-    from ._execution_results import _stable_repr
+    from ._results import _stable_repr
 
     if isinstance(x, set | frozenset):
         return f"{type(x).__name__}({sorted(_ordered_repr(v) for v in x)})"
@@ -316,7 +316,7 @@ def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any, 
     ``kwargs`` (the model's extra arguments) get a short digest each, only to say which differ."""
     import hashlib
 
-    from ._execution_results import _stable_repr
+    from ._results import _stable_repr
 
     h = hashlib.sha256(static_describe.encode())
     for leaf in dyn_leaves:

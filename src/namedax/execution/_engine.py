@@ -33,10 +33,10 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
-from ._execution_results import Layout, _stable_repr
-from ._spaces_base import AbstractSpace
-from ._spaces_gen import GridGen
-from ._spaces_param import Parameter
+from ..spaces._base import AbstractSpace
+from ..spaces._gen import GridGen
+from ..spaces._parameter import Parameter
+from ._results import Layout, _stable_repr
 
 _CALL_BYTES = 64 << 20  # outputs of one call (all devices): bounds device memory beyond the model's own
 _CALL_SECONDS = 1.0  # target duration of one call: progress and checkpoints at least this often

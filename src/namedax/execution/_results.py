@@ -19,10 +19,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._axis import Axis
-from ._core import _is_named, _new
-from ._spaces_base import AbstractSpace
-from ._spaces_param import Parameter
+from ..core._axis import Axis
+from ..core._named_array import _is_named, _new
+from ..spaces._base import AbstractSpace
+from ..spaces._parameter import Parameter
 
 _ARRAY, _STATIC = 0, 1  # kinds: (_ARRAY, leaf index, own axes or None), (_STATIC, value)
 

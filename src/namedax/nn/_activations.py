@@ -15,8 +15,8 @@ import jax.nn as jnn
 import jax.numpy as jnp
 import numpy as np
 
-from .._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
-from .._core import NamedArray, _new, axis_index_in, check_operand
+from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
+from ..core._named_array import NamedArray, _new, axis_index_in, check_operand
 
 __all__ = [
     "relu", "relu6", "gelu", "quick_gelu", "silu", "swish", "sigmoid", "log_sigmoid", "tanh", "softplus",

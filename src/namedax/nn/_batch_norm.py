@@ -7,11 +7,11 @@ from typing import Any
 import equinox as eqx
 import jax.numpy as jnp
 
-from .._axis import Axis, AxisSelection, AxisSpec, to_axes, to_selectors
-from .._axis import axis_name as _name_of
-from .._collectives import mapped_size, pmean
-from .._core import NamedArray
+from ..core._axis import Axis, AxisSelection, AxisSpec, to_axes, to_selectors
+from ..core._axis import axis_name as _name_of
+from ..core._named_array import NamedArray
 from ..ops import mean, ones, rsqrt, zeros
+from ..transforms._collectives import mapped_size, pmean
 from ._normalization import _affine, _feature_names
 from ._util import InferenceFlag, InferenceSlot, inference_bool, spec
 

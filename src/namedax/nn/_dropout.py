@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import random as nxr
-from .._axis import Axis, AxisSelection, axis_name, to_selectors
-from .._core import NamedArray, named, rearrange
+from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
+from ..core._named_array import NamedArray, named, rearrange
 from ..ops import where, zeros_like
 from ._util import InferenceFlag, InferenceSlot, inference_bool, key_of
 

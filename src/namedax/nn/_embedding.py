@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import random as nxr
-from .._axis import Axis, AxisSpec, to_axes
-from .._core import NamedArray
+from ..core._axis import Axis, AxisSpec, to_axes
+from ..core._named_array import NamedArray
 from ..ops import dot
 from ._normalization import _feature_names
 from ._util import key_of, spec

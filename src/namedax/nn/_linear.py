@@ -8,8 +8,8 @@ from typing import Any
 import equinox as eqx
 
 from .. import random as nxr
-from .._axis import Axis, AxisSpec, axis_size, to_axes
-from .._core import AxisNotFoundError, NamedArray
+from ..core._axis import Axis, AxisSpec, axis_size, to_axes
+from ..core._named_array import AxisNotFoundError, NamedArray
 from ..ops import dot, zeros
 from ._util import key_of, spec
 

@@ -8,8 +8,8 @@ from typing import Any
 import equinox as eqx
 import jax
 
-from .._axis import Axis, AxisSpec, to_axes
-from .._core import NamedArray
+from ..core._axis import Axis, AxisSpec, to_axes
+from ..core._named_array import NamedArray
 from ._activations import relu
 from ._linear import Linear
 from ._util import key_of, spec

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import equinox as eqx
 
-from .._axis import Axis, AxisSpec, to_axes
-from .._core import AxisNotFoundError, NamedArray
+from ..core._axis import Axis, AxisSpec, to_axes
+from ..core._named_array import AxisNotFoundError, NamedArray
 from ..ops import mean, ones, rsqrt, var, zeros
 from ._util import spec
 

@@ -49,12 +49,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _kernels, _state
-from .._axis import Axis
-from .._core import _is_named, _new
-from .._scan import _scan
-from .._state import UnexpectedState
-from .._vmap import vmap as _vmap
+from ..core import _kernels
+from ..core._axis import Axis
+from ..core._named_array import _is_named, _new
+from ..transforms import _state
+from ..transforms._scan import _scan
+from ..transforms._state import UnexpectedState
+from ..transforms._vmap import vmap as _vmap
 from . import _stacked_state
 
 M = TypeVar("M")

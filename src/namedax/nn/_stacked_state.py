@@ -20,9 +20,9 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from .. import _state
-from .._axis import Axis
-from .._core import _is_named, _new, rearrange
+from ..core._axis import Axis
+from ..core._named_array import _is_named, _new, rearrange
+from ..transforms import _state
 
 
 def _positional_names(fn: Callable) -> list[str]:

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from .._axis import Axis, AxisSpec, check_unique, to_axes
-from .._core import NamedArray
+from ..core._axis import Axis, AxisSpec, check_unique, to_axes
+from ..core._named_array import NamedArray
 
 
 def spec(axes: AxisSpec | Axis, op: str, what: str) -> Axis | tuple[Axis, ...]:

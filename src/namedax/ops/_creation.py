@@ -7,8 +7,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from .._axis import Axis, AxisSelector, AxisSpec, axis_name, check_unique, to_axes
-from .._core import NamedArray, _is_named, _new, axis_index_in, broadcast_to, union_of
+from ..core._axis import Axis, AxisSelector, AxisSpec, axis_name, check_unique, to_axes
+from ..core._named_array import NamedArray, _is_named, _new, axis_index_in, broadcast_to, union_of
 
 
 def _shape(axes: tuple[Axis, ...]) -> tuple[int, ...]:

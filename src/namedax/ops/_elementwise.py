@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
-from .._core import NamedArray, _new, broadcast_apply, check_operand, power_apply
+from ..core._named_array import NamedArray, _new, broadcast_apply, check_operand, power_apply
 
 # ---------------------------------------------------------------------------------------------
 # Factories

@@ -28,10 +28,10 @@ import jax
 import jax.numpy as jnp
 import opt_einsum
 
-from .. import _kernels
-from .._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
-from .._core import AxisNotFoundError, NamedArray, _is_named, _new, union_of
-from .._kernels import _is_eager
+from ..core import _kernels
+from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
+from ..core._kernels import _is_eager
+from ..core._named_array import AxisNotFoundError, NamedArray, _is_named, _new, union_of
 
 _MISSING: Any = object()
 # (options, operand axes) -> (kernel, output axes), validated when first built

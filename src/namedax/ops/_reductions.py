@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 
-from .. import _kernels
-from .._axis import Axis, AxisSelection, AxisSelector, to_selectors
-from .._core import NamedArray, _new, aligner, axis_index_in, check_operand
+from ..core import _kernels
+from ..core._axis import Axis, AxisSelection, AxisSelector, to_selectors
+from ..core._named_array import NamedArray, _new, aligner, axis_index_in, check_operand
 
 # How a function uses its axes: removes several | removes one (None: all, flat index) | works along one.
 _MANY, _ONE, _ALONG = "many", "one", "along"

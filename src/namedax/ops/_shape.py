@@ -23,10 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _kernels
-from .._axis import Axis, AxisSelection, AxisSelector, AxisSpec, axis_name, check_unique, to_axes, to_selectors
-from .._core import NamedArray, _is_named, _new, axis_index_in
-from .._kernels import _is_eager
+from ..core import _kernels
+from ..core._axis import Axis, AxisSelection, AxisSelector, AxisSpec, axis_name, check_unique, to_axes, to_selectors
+from ..core._kernels import _is_eager
+from ..core._named_array import NamedArray, _is_named, _new, axis_index_in
 
 _PLANS: dict = {}  # (op, x.axes, *static args) -> plan, validated when built
 

@@ -19,14 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _spaces_gen as _g
-from ._axis import Axis
-from ._core import NamedArray, _is_named
-from ._spaces_param import Parameter
-from ._spaces_param import _rebuild as _param_rebuild
+from ..core._axis import Axis
+from ..core._named_array import NamedArray, _is_named
+from . import _gen as _g
+from ._parameter import Parameter
+from ._parameter import _rebuild as _param_rebuild
 
 if TYPE_CHECKING:
-    from .spaces import DataSpace
+    from ._spaces import DataSpace
 
 _MAX_N = 2**63 - 1  # flat indices are encoded from int64 on the host
 
@@ -321,7 +321,7 @@ class AbstractSpace:
         if idx.size == 0:
             raise ValueError(f"{type(self).__name__}: slice {sl} selects no points out of {self._N}")
         values = _g.values_at(self._gen, self._gen.encode(idx))
-        from .spaces import DataSpace  # the concrete spaces build on this module
+        from ._spaces import DataSpace  # the concrete spaces build on this module
 
         return DataSpace._from_values(self, values, int(idx.size))
 

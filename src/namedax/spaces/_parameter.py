@@ -23,7 +23,7 @@ import jax.core
 import jax.numpy as jnp
 import numpy as np
 
-from ._core import NamedArray, _is_named
+from ..core._named_array import NamedArray, _is_named
 
 _object_new = object.__new__
 

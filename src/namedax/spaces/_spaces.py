@@ -1,36 +1,4 @@
-"""Parameter spaces: sets of model states whose dimensions are named axes.
-
-A *state* is any PyTree (dicts, lists, equinox modules, ...) that a model takes as input. A
-`Parameter` marks a leaf with a name and bounds; ``free=True`` marks the leaves a space sweeps. A
-space is the set of states obtained by giving the free leaves every combination of values:
-
-- `DataSpace`: given values; every array leaf and every free Parameter holds one row per point
-  (shared first dimension N). One axis, ``data``.
-- `UniformSpace`: ``n`` random points, each free Parameter uniform in ``[low, high]``. One axis,
-  ``sample``.
-- `GridSpace`: a grid, one axis per free Parameter named after it, ``n`` points from ``low`` to
-  ``high`` inclusive. Flat order is row-major: the last axis varies fastest.
-
-Spaces are lazy: no space holds its points. ``space[i]`` computes point ``i`` from ``i`` alone (a
-``1e10``-point grid answers in microseconds), `AbstractSpace.block` computes a contiguous block of
-points on device (what the executors call, block by block), and indices are 64-bit safe whatever the
-``jax_enable_x64`` setting. Spaces are PyTrees, so they can be passed into `jax.jit`.
-
-    >>> import jax.numpy as jnp
-    >>> from namedax.spaces import GridSpace, Parameter
-    >>> state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
-    ...          "b": Parameter("b", 0.0, low=-1.0, high=1.0, free=True),
-    ...          "dt": 0.1}
-    >>> space = GridSpace(state, n={"a": 3, "b": 5})
-    >>> space.N, space.axes
-    (15, (Axis('a', 3), Axis('b', 5)))
-    >>> point = space[7]                      # a = 0.5 (coordinate 1), b = 0.0 (coordinate 2)
-    >>> float(point["a"]), float(point["b"]), point["dt"]
-    (0.5, 0.0, 0.1)
-    >>> block = space.block(0, 4)             # points 0..3, free leaves stacked on device
-    >>> block["b"].value
-    Array([-1. , -0.5,  0. ,  0.5], dtype=float32)
-"""
+"""The public spaces (re-exported by `namedax.spaces`)."""
 
 from __future__ import annotations
 
@@ -42,10 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _spaces_gen as _g
-from ._axis import Axis
-from ._core import _is_named, _new
-from ._spaces_base import (
+from ..core._axis import Axis
+from ..core._named_array import _is_named, _new
+from . import _gen as _g
+from ._base import (
     _MAX_N,
     AbstractSpace,
     _compute_dtype,
@@ -56,10 +24,8 @@ from ._spaces_base import (
     _free_parameters,
     _out_dtype,
 )
-from ._spaces_param import Parameter
-from ._spaces_param import _rebuild as _param_rebuild
-
-__all__ = ["AbstractSpace", "DataSpace", "DataSpaceSizeError", "GridSpace", "Parameter", "UniformSpace"]
+from ._parameter import Parameter
+from ._parameter import _rebuild as _param_rebuild
 
 
 class DataSpaceSizeError(ValueError, AssertionError):

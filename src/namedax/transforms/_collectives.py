@@ -34,8 +34,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._axis import Axis, AxisSelection, axis_name, to_selectors
-from ._core import _is_named, _new
+from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
+from ..core._named_array import _is_named, _new
 
 _LOCAL = threading.local()
 

@@ -34,11 +34,11 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from ..core._axis import Axis, AxisSelection
+from ..core._kernels import is_eager
+from ..core._named_array import _is_named, _new
 from . import _state
-from ._axis import Axis, AxisSelection
 from ._collectives import axis_alias
-from ._core import _is_named, _new
-from ._kernels import is_eager
 from ._state import UnexpectedState
 from ._vmap import (
     _arg_label,

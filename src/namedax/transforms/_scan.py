@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core._axis import Axis, AxisSelector
+from ..core._named_array import _is_named, _new, rearrange
 from . import _state
-from ._axis import Axis, AxisSelector
-from ._core import _is_named, _new, rearrange
 from ._state import UnexpectedState
 from ._vmap import _positional_params, _run, _Specs, _VmapWrapper
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_batching import custom_vmap
 
-from ._core import _is_named, _new
+from ..core._named_array import _is_named, _new
 
 UnexpectedState = Literal["raise", "warn", "batch"]
 _POLICIES = ("raise", "warn", "batch")

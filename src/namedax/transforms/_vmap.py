@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
+from ..core._named_array import _is_named, _new
 from . import _state
-from ._axis import Axis, AxisSelection, axis_name, to_selectors
-from ._core import _is_named, _new
 from ._state import UnexpectedState
 
 _is_array = eqx.is_array  # jax and numpy arrays, as filter_vmap sees them
