@@ -16,3 +16,7 @@ def key():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# tests/multidevice/ needs forced devices: tests/test_multidevice.py runs it in subprocesses.
+collect_ignore = [] if jax.device_count() >= 4 else ["multidevice"]
