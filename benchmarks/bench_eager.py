@@ -1,7 +1,7 @@
 """Eager op overhead: namedax vs the same raw jax.numpy call, measured in the same run.
 
 Run: ``python benchmarks/bench_eager.py`` (``--rounds N`` for more rounds). Prints, per op, the median
-time per call of each and the ratio namedax / raw with its spread over rounds. Budget (DESIGN.md): at
+time per call of each and the ratio namedax / raw with its spread over rounds. Budget (docs/architecture.md): at
 most 1.25x for every op.
 """
 

@@ -12,7 +12,7 @@ of 256), stacked 4, 16 and 64 times and folded over a batch of 64.
 
 Compile time is ``jax.jit(f).lower(...).compile()`` of a freshly defined function (so nothing is
 cached), median over rounds, the depths interleaved within each round after a discarded warm-up
-round (see `compile_rounds`). Budget (DESIGN.md): namedax at 64 layers at most 1.3x namedax at 4
+round (see `compile_rounds`). Budget (docs/architecture.md): namedax at 64 layers at most 1.3x namedax at 4
 ("compile growth"). Step time is the compiled fold, rounds interleaved between the two, medians.
 Budget: at most 1.05x the hand-written stack. The gradient step (value_and_grad of a squared loss)
 is reported for information. ``run(quick)`` is the entry point of ``benchmarks/run.py``; its case

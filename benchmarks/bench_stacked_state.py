@@ -19,7 +19,7 @@ into the hand-written one: the comparison is of one computation.
 
 Compile time is ``jax.jit(f).lower(...).compile()`` of a freshly defined function, median over
 rounds, the depths interleaved within each round after a discarded warm-up round (as in
-bench_stacked, whose timing and report code this reuses). Budget (DESIGN.md): namedax at
+bench_stacked, whose timing and report code this reuses). Budget (docs/architecture.md): namedax at
 64 layers at most 1.3x namedax at 4 ("compile growth"); the row notes the hand-written growth. Step
 time is the compiled stateful fold, rounds interleaved between the two, medians; budget at most
 1.05x the hand-written stack, as for the stateless fold. The gradient step (value_and_grad of a

@@ -7,7 +7,7 @@ Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``ben
 ``bench_sweep``) has an entry point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with
 its raw-JAX baseline measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median
 times (in ``unit``), ``ratio`` the median of the per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max),
-``budget`` the DESIGN.md budget it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or
+``budget`` the budget (docs/architecture.md) it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or
 on namedax's own value in the row's unit (``"time <= 100 us"``, ``"memory <= 16 B/pt"``).
 
 Peers (haliax, tvboptim, penzai) run in their own virtual environments under
@@ -307,7 +307,7 @@ def render(rows: list[dict], info: dict, peers: list[dict] | None, *, quick: boo
         "Every ratio is namedax / raw-JAX baseline measured in the same run, rounds interleaved so machine load "
         "hits both alike: the median of the per-round ratios, and their spread (min - max) over the rounds. "
         "Times are medians. Below 1 is faster than the baseline. Verdicts judge the median against the budget "
-        "of DESIGN.md; on a loaded machine read the spread too.", "",
+        "of docs/architecture.md; on a loaded machine read the spread too.", "",
         f"- Machine: {info['cpu']}, {info['cores']} cores, {info['memory']} memory, {info['devices']}, "
         f"{info['os']}",
         f"- Python {info['python']}; namedax {v['namedax']} (commit {info['commit']}), jax {v['jax']}, "
