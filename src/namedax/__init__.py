@@ -51,5 +51,6 @@ from . import random as random
 
 from . import spaces as spaces
 from . import execution as execution
+from . import sharding as sharding
 from . import nn as nn
 __version__ = "0.1.0"
