@@ -4,8 +4,8 @@
     python benchmarks/run.py ...             (the same)
 
 Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_stacked_state``,
-``bench_sweep``) has an entry point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with
-its raw-JAX baseline measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median
+``bench_sweep``, ``bench_sharding``) has an entry point ``run(quick: bool) -> list[dict]`` whose rows
+compare namedax with its raw-JAX baseline measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median
 times (in ``unit``), ``ratio`` the median of the per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max),
 ``budget`` the budget (docs/architecture.md) it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or
 on namedax's own value in the row's unit (``"time <= 100 us"``, ``"memory <= 16 B/pt"``).
@@ -59,12 +59,17 @@ AREAS: dict[str, tuple[str, str]] = {
     "sweep": ("Sweep throughput and peak memory", "`ParallelExecution` vs the best hand-chunked "
               "`jit(lax.map(vmap(model)))`. Budgets: throughput at least 0.9x; memory a few bytes per point "
               "beyond the outputs."),
+    "sharding": ("Sharding by name", "A 4-layer `nn.Stacked` MLP training step on a (data=2, model=2) mesh of 4 "
+                 "forced CPU devices, placed by axis rules (`nx.sharding.shard`), vs the same math on positional "
+                 "arrays placed with hand-written `NamedSharding`s, checked first to give the same loss and "
+                 "parameters. Budgets: step time at most 1.05x; the same number of collectives in the compiled HLO; "
+                 "equal parameter bytes per device."),
     "results": ("Results access", "Reading a finished sweep's `Results` vs indexing the raw output arrays. "
                 "Budget: microseconds."),
 }
 # benchmark module -> the area its failure is reported under (a module may fill several areas)
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
-           "bench_stacked_state": "stacked_state", "bench_sweep": "sweep"}
+           "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding"}
 
 
 # ----------------------------------------------------------------------------- running

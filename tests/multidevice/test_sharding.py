@@ -194,3 +194,23 @@ def test_pspec_checks_sizes_against_the_context_mesh(devices):
         with pytest.raises(ValueError, match="'batch' of size 3"):
             nx.sharding.pspec(nx.zeros({"batch": 3}), {"batch": "data"})
         assert nx.sharding.pspec(nx.zeros({"batch": 4}), {"batch": "data"}) == P("data")
+
+
+@pytest.mark.parametrize("layout", ["data parallel", "fsdp", "tensor parallel"])
+def test_step_has_the_collectives_of_the_hand_written_step(devices, layout):
+    """benchmarks/bench_sharding.py's step placed by rules vs the positional step placed by hand: same
+    results, exactly the same collectives in the compiled HLO, same parameter bytes per device."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_sharding as b
+
+    mesh, named_step, n_args, raw_step, r_args = b.setup(layout)
+    assert b.check_same(mesh, named_step, n_args, raw_step, r_args)
+    with jax.set_mesh(mesh):
+        n_hlo = named_step.lower(*n_args).lowered.compile().as_text()
+    counts = b.count_collectives(n_hlo)
+    assert counts == b.count_collectives(raw_step.lower(*r_args).compile().as_text())
+    assert sum(counts.values()) > 0
+    assert b.per_device_bytes(jax.tree.leaves(n_args[0])) == b.per_device_bytes(r_args[0])
