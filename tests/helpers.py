@@ -61,3 +61,56 @@ def run_with_devices(setup: str, checks: dict[str, str], n: int = 4) -> dict[str
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return dict(json.loads(line) for line in proc.stdout.splitlines() if line.startswith("["))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_processes(script: str, tmp_path, n: int = 2, timeout: float = 150) -> list[str]:
+    """Run ``script`` in ``n`` local processes (argv: process id, a free coordinator port on 127.0.0.1,
+    an output path ``tmp_path/out{pid}.npz``) and return their logs. Skips the calling test when a
+    process printed ``DISTRIBUTED_UNAVAILABLE`` (jax.distributed cannot start here); fails unless
+    every process exited 0 and printed ``DONE``."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    path = tmp_path / "proc.py"
+    path.write_text(script)
+    port = _free_port()
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    procs, logs = [], []
+    for pid in range(n):
+        log = open(tmp_path / f"log{pid}.txt", "w")
+        logs.append(log)
+        cmd = [sys.executable, str(path), str(pid), str(port), str(tmp_path / f"out{pid}.npz")]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + timeout
+    try:
+        for p in procs:
+            p.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+    texts = [(tmp_path / f"log{pid}.txt").read_text() for pid in range(n)]
+    if any("DISTRIBUTED_UNAVAILABLE" in t for t in texts):
+        reason = next(ln for t in texts for ln in t.splitlines() if "DISTRIBUTED_UNAVAILABLE" in ln)
+        pytest.skip("jax.distributed cannot start here: " + reason)
+    for pid, (p, t) in enumerate(zip(procs, texts, strict=True)):
+        assert p.returncode == 0 and "DONE" in t, f"process {pid} (exit {p.returncode}):\n{t[-4000:]}"
+    return texts

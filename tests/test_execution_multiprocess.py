@@ -5,13 +5,10 @@ Skipped, with the reason, where jax.distributed cannot start (no local networkin
 """
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
-import pytest
+
+from helpers import run_processes
 
 SCRIPT = r"""
 import os, sys
@@ -59,43 +56,8 @@ jax.distributed.shutdown()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes(tmp_path):
-    script = tmp_path / "proc.py"
-    script.write_text(SCRIPT)
-    port = _free_port()
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    procs, logs = [], []
-    for pid in range(2):
-        log = open(tmp_path / f"log{pid}.txt", "w")
-        logs.append(log)
-        cmd = [sys.executable, str(script), str(pid), str(port), str(tmp_path / f"out{pid}.npz")]
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-    deadline = time.monotonic() + 150
-    try:
-        for p in procs:
-            p.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        for log in logs:
-            log.close()
-    texts = [(tmp_path / f"log{pid}.txt").read_text() for pid in range(2)]
-    if any("DISTRIBUTED_UNAVAILABLE" in t for t in texts):
-        pytest.skip("jax.distributed cannot start here: " + next(ln for t in texts for ln in t.splitlines()
-                                                                if "DISTRIBUTED_UNAVAILABLE" in ln))
-    for pid, (p, t) in enumerate(zip(procs, texts, strict=True)):
-        assert p.returncode == 0 and "DONE" in t, f"process {pid} (exit {p.returncode}):\n{t[-4000:]}"
+    run_processes(SCRIPT, tmp_path)
     outs = [np.load(tmp_path / f"out{pid}.npz") for pid in range(2)]
     a, b = np.meshgrid(np.linspace(0, 1, 7, dtype=np.float32), np.linspace(-1, 1, 5, dtype=np.float32),
                        indexing="ij")
