@@ -34,7 +34,6 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..spaces._base import AbstractSpace
-from ..spaces._gen import GridGen
 from ..spaces._parameter import Parameter
 from ._results import Layout, _stable_repr
 
@@ -188,31 +187,6 @@ def _output_layout(static: Static, space: AbstractSpace, dyn: Any) -> tuple[Layo
 # ---------------------------------------------------------------------------------------------
 
 
-def block(space: AbstractSpace, tok, size: int, offset) -> Any:
-    """``space.block(tok, size, offset)``, faster for a `GridSpace`.
-
-    A grid's coordinates are the flat index in mixed radix. ``GridGen.advance`` divides by the axis
-    sizes held as traced leaves, and x86 has no vector integer division: about 15 ns per point, a
-    third of a cheap model's cost. The sizes are also static (the space's axes are PyTree aux data,
-    so they are already part of the compiled program's identity): dividing by constants compiles to
-    multiply-and-shift and costs about 2 ns per point. Same integers, so bitwise the same points
-    (tested against ``space.block``).
-    """
-    gen = getattr(space, "_gen", None)
-    if not isinstance(gen, GridGen) or len(space.axes) != gen.d:
-        return space.block(tok, size, offset)
-    ns = [np.uint32(a.size) for a in space.axes]
-    tok = jnp.asarray(tok).astype(jnp.uint32)
-    carry = jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
-    cs: list[Any] = [None] * gen.d
-    for j in reversed(range(gen.d)):
-        t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31
-        cs[j], carry = t % ns[j], t // ns[j]
-    past = carry > 0  # past the last point: repeat it
-    enc = jnp.stack([jnp.where(past, ns[j] - 1, cs[j]) for j in range(gen.d)])
-    return space._assemble(gen.values(enc))
-
-
 def _sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, mesh: Mesh | None,
            space: AbstractSpace, tok, n_map, dyn):
     def one(state, dyn):
@@ -223,7 +197,7 @@ def _sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, mesh: Mes
         chunk = jax.vmap(one, in_axes=(space.in_axes, None))
 
         def body(j, buf):
-            out = chunk(block(space, tok, n_vmap, base + j * n_vmap), dyn)
+            out = chunk(space.block(tok, n_vmap, base + j * n_vmap), dyn)
             return jax.tree.map(lambda b, o: lax.dynamic_update_slice_in_dim(b, o.astype(b.dtype), j * n_vmap, 0),
                                 buf, out)
 

@@ -369,11 +369,11 @@ class GridSpace(AbstractSpace):
 
     def _host_point(self, i: int) -> tuple:
         gen = self._gen
-        logs, cdt, out_dts, shapes = gen.static
+        logs, cdt, out_dts, shapes, _ = gen.static
         if any(logs):  # numpy's ** differs from XLA's: ask the device
             return super()._host_point(i)
-        ip, fp = np.asarray(gen.ip), np.asarray(gen.fp)  # elementwise numpy = IEEE = the device path
-        v = _g.grid_formula(np, gen.start(i), ip[1], fp[0], fp[2], fp[1], fp[3], fp[4], False, cdt)
+        fp = np.asarray(gen.fp)  # elementwise numpy = IEEE = the device path
+        v = _g.grid_formula(np, gen.start(i), gen.lasts, fp[0], fp[2], fp[1], fp[3], fp[4], False, cdt)
         return tuple(jnp.asarray(np.broadcast_to(v[j].astype(out_dts[j]), shapes[j])) for j in range(gen.d))
 
     def _axis_values(self, j: int) -> np.ndarray:
