@@ -14,7 +14,7 @@ import pytest
 
 from namedax.execution import ParallelExecution
 from namedax.execution import _engine as _e
-from namedax.spaces import GridSpace
+from namedax.spaces import DataSpace, GridSpace, Parameter
 from test_execution_executors import P
 
 
@@ -95,11 +95,32 @@ def test_checkpoint_refusal_says_which_arguments_differ(tmp_path):
     # another model: named as such, without talking of arguments
     with pytest.raises(ValueError, match=r"holds a sweep of another model \('.*kw_model', this run '.*kw_other'\)"):
         ParallelExecution(kw_other, space, 2.0, checkpoint_dir=d).run()
-    # a manifest of the first format (no code or per-argument digests): refused by its format
-    man["format"] = "namedax-sweep/1"
-    (d / "manifest.json").write_text(json.dumps(man))
-    with pytest.raises(ValueError, match=r"manifest of format 'namedax-sweep/1', not 'namedax-sweep/2'"):
-        ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
+    for old in ("namedax-sweep/1", "namedax-sweep/2"):  # earlier formats: refused by their format
+        man["format"] = old
+        (d / "manifest.json").write_text(json.dumps(man))
+        with pytest.raises(ValueError, match=rf"manifest of format '{old}', not 'namedax-sweep/3'.*another version"):
+            ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
+
+
+def test_checkpoint_refusal_says_which_leaf_of_the_space_differs(tmp_path):
+    # A fixed array of the state changed: both spaces print alike, so the error names the leaf.
+    def space(w, high=1.0, n=4):
+        return GridSpace({"a": P("a", 0.0, high), "w": w, "dt": 0.1}, n=n)
+
+    d = tmp_path / "ck"
+    ParallelExecution(lambda s: s["a"] * s["w"].sum(), space(jnp.ones(3)), checkpoint_dir=d).run()
+    assert repr(space(jnp.ones(3))) == repr(space(jnp.full(3, 2.0)))
+    for other, what in [(space(jnp.full(3, 2.0)), r"they differ in the state leaf \['w'\];"),
+                        (space(jnp.ones(3), high=2.0), "they differ in its kind, size, axes, free leaves or bounds"),
+                        (space(jnp.ones(3), n=5), "they differ in its kind, size"),
+                        (DataSpace({"a": jnp.zeros(4), "w": Parameter("w", jnp.ones(3)), "dt": 0.1}), "its kind")]:
+        with pytest.raises(ValueError, match="holds a sweep of a different space.*" + what):
+            ParallelExecution(lambda s: s["a"] * s["w"].sum(), other, checkpoint_dir=d).run()
+    d2 = tmp_path / "data"
+    data = {"x": jnp.arange(4.0), "k": Parameter("k", jnp.ones(2))}
+    ParallelExecution(lambda s: s["x"], DataSpace(data), checkpoint_dir=d2).run()
+    with pytest.raises(ValueError, match=r"they differ in the state leaf \['x'\];"):
+        ParallelExecution(lambda s: s["x"], DataSpace({**data, "x": jnp.arange(4.0) + 1}), checkpoint_dir=d2).run()
 
 
 def test_checkpoint_refuses_another_model_of_the_same_name(tmp_path):

@@ -34,8 +34,9 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..spaces._base import AbstractSpace
+from ..spaces._digest import ValueKey
 from ..spaces._parameter import Parameter
-from ._results import Layout, _stable_repr
+from ._results import Layout
 
 _CALL_BYTES = 64 << 20  # outputs of one call (all devices): bounds device memory beyond the model's own
 _CALL_SECONDS = 1.0  # target duration of one call: progress and checkpoints at least this often
@@ -64,22 +65,12 @@ class ModelError(RuntimeError):
 
 
 class Static:
-    """The non-array leaves of ``(model, args, kwargs)`` and where the arrays go; hashable
-    (unhashable leaves by identity), so it identifies the compiled program."""
+    """The non-array leaves of ``(model, args, kwargs)`` and where the arrays go; hashable (each leaf
+    a `ValueKey`: by value, else by identity), so it identifies the compiled program."""
 
     def __init__(self, treedef: Any, leaves: list, array_pos: tuple[int, ...]):
-        keys = []
-        for leaf in leaves:
-            if isinstance(leaf, float | complex):  # by repr: 0.0 == -0.0 but compiles differently; nan != nan
-                keys.append((type(leaf), repr(leaf)))
-                continue
-            try:
-                hash(leaf)
-                keys.append((type(leaf), leaf))
-            except TypeError:
-                keys.append(("id", id(leaf)))
         self.treedef, self.leaves, self.array_pos = treedef, leaves, array_pos
-        self._key = (treedef, tuple(keys), array_pos)
+        self._key = (treedef, tuple(ValueKey(x) for x in leaves), array_pos)
         self._hash = hash(self._key)
 
     def __hash__(self):
@@ -88,13 +79,10 @@ class Static:
     def __eq__(self, other):
         if not isinstance(other, Static):
             return NotImplemented
-        try:
+        try:  # a treedef's aux data may compare badly (arrays)
             return bool(self._key == other._key)
         except Exception:
             return False
-
-    def describe(self) -> str:
-        return _stable_repr(self.treedef) + "|" + "|".join(_stable_repr(x) for x in self.leaves)
 
 
 def split(model: Callable, args: tuple, kwargs: dict) -> tuple[list, Static]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import operator
 import os
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import jax
 import numpy as np
 
 from ..spaces._base import AbstractSpace
+from ..spaces._digest import digest
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
@@ -215,11 +215,10 @@ class ParallelExecution:
         arrays = layout.allocate(n)
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:
-            man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model,
-                           [model, *(x for x in static.leaves if callable(x))], self.args, self.kwargs)
+            man = manifest(space, layout, model, self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
-            digest = int(hashlib.sha256(repr(ranges).encode()).hexdigest()[:7], 16)
-            if _e._agree(digest) != digest:
+            seen = int(digest(ranges)[:7], 16)
+            if _e._agree(seen) != seen:
                 raise ValueError(f"{op}: processes see different blocks in checkpoint_dir {self.checkpoint_dir!r}; "
                                  "in a multi-process run it must be one directory that every process shares")
         todo = sum(b - a for a, b in ranges)

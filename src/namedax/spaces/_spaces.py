@@ -24,6 +24,7 @@ from ._base import (
     _free_parameters,
     _out_dtype,
 )
+from ._digest import digest
 from ._parameter import Parameter
 from ._parameter import _rebuild as _param_rebuild
 
@@ -137,6 +138,9 @@ class DataSpace(AbstractSpace):
 
     def _host_point(self, i: int) -> tuple:
         return tuple(a[i] for a in self._gen.arrays)
+
+    def _point_digests(self) -> dict[str, str]:  # the free leaves' data, by path
+        return {self._paths[pos]: digest(a) for pos, a in zip(self._free, self._gen.arrays, strict=True)}
 
     @property
     def state(self):
