@@ -77,3 +77,62 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys):
     ParallelExecution(simulate, GridSpace(STATE, n=6), progress=False).run()
     assert capsys.readouterr().err == ""
 
+
+
+def _slow_model(seconds_per_point):
+    """A model that takes ``seconds_per_point`` per point, vectorised or not (a sleeping callback)."""
+    import time as _time
+
+    def wait(a):
+        _time.sleep(seconds_per_point * max(1, np.size(a)))
+        return np.asarray(a, np.float32) * 2
+
+    def model(s):
+        return jax.pure_callback(wait, jax.ShapeDtypeStruct((), jnp.float32), s["a"].value, vmap_method="expand_dims")
+
+    return model
+
+
+def test_first_checkpoint_lands_within_seconds_for_a_slow_model(tmp_path, monkeypatch):
+    # 2000 points at 10 ms: 20 s of work. The automatic chunk used to be 1000 points, so the first
+    # block (at least one chunk) came after 10 s; now a slow model gets small chunks.
+    import time as _time
+
+    from namedax.execution import _checkpoint
+
+    class Stop(Exception):
+        pass
+
+    written = []
+    write = _checkpoint.Checkpoint.write
+
+    def write_and_stop(self, start, count, leaves):
+        write(self, start, count, leaves)
+        written.append((_time.perf_counter(), start, count, leaves[0].copy()))
+        raise Stop
+
+    monkeypatch.setattr(_checkpoint.Checkpoint, "write", write_and_stop)
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=2000)
+    t0 = _time.perf_counter()
+    with pytest.raises(Stop):
+        ParallelExecution(_slow_model(0.01), space, checkpoint_dir=tmp_path / "ck", progress=False).run()
+    (t1, start, count, got), = written
+    assert t1 - t0 < 4.0, f"first block after {t1 - t0:.1f} s ({count} points)"
+    assert start == 0 and count <= 400
+    assert (tmp_path / "ck" / f"block-{0:020d}-{count:020d}.npz").exists()
+    np.testing.assert_allclose(got, np.linspace(0, 1, 2000, dtype=np.float32)[:count] * 2, rtol=1e-6)
+    _time.sleep(0.3)  # the call dispatched after the first lets its callbacks finish
+    # a fast model keeps the full chunk; the rule itself
+    assert _e.auto_n_vmap(2000, 1, 4, "cpu", point_seconds=1e-6) == 1000
+    assert _e.auto_n_vmap(2000, 1, 4, "cpu", point_seconds=0.01) == 100
+    assert _e.auto_n_vmap(2000, 1, 4, "cpu", point_seconds=5.0) == 1
+
+
+def test_progress_bar_says_when_checkpoints_are_written(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("tqdm")
+    monkeypatch.setattr(_e, "_interactive", lambda: True)
+    monkeypatch.setattr(_e, "_CALL_SECONDS", 0.0)  # one chunk per call: 5 blocks
+    space = GridSpace(STATE, n=3)
+    ParallelExecution(simulate, space, n_vmap=2, checkpoint_dir=tmp_path / "ck").run()
+    err = capsys.readouterr().err
+    assert "9.00/9.00" in err and "saved 1 block]" in err and "saved 5 blocks]" in err, err

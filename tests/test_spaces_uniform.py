@@ -84,3 +84,19 @@ def test_uniform_bad_inputs(args, kwargs, exc, match):
     with pytest.raises(exc, match=match):
         UniformSpace(*args, **kwargs)
 
+
+
+def test_uniform_default_key_is_documented_and_deterministic():
+    # documented: no key means jax.random.key(0), so two spaces built without one are the same space
+    state = _uniform_state()
+    a, b = UniformSpace(state, 64), UniformSpace(state, 64)
+    assert "None means ``jax.random.key(0)``" in UniformSpace.__doc__
+    np.testing.assert_array_equal(np.asarray(a.points()["a"].value), np.asarray(b.points()["a"].value))
+    assert a.fingerprint() == b.fingerprint() == UniformSpace(state, 64, key=jax.random.key(0)).fingerprint()
+    k0 = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), 0), 5)
+    np.testing.assert_allclose(float(a[5]["a"]), float(jax.random.uniform(k0, (2,))[0]), rtol=1e-6)
+    # keys are checked as namedax.random checks them: a NamedArray holding one key is that key
+    wrapped = UniformSpace(state, 64, key=nx.named(jax.random.key(0), ()))
+    assert wrapped.fingerprint() == a.fingerprint()
+    with pytest.raises(TypeError, match="UniformSpace: `key` is raw key data of shape \\(4,\\)"):
+        UniformSpace(state, 3, key=np.zeros(4, np.uint32))

@@ -293,6 +293,15 @@ def _agree(value: int) -> int:
     return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
 
 
+def _agree_float(value: float) -> float:
+    """Process 0's float on every process."""
+    if not _multiprocess():
+        return value
+    from jax.experimental import multihost_utils
+
+    return float(multihost_utils.broadcast_one_to_all(np.float32(value)))
+
+
 def barrier(name: str) -> None:
     """Wait for every process (no-op in one process)."""
     if _multiprocess():
@@ -401,14 +410,38 @@ class Sweep:
         return ModelError(f"{op}: the model failed on a point in [{start}, {start + count}): {what}")
 
 
-def auto_n_vmap(n_points: int, n_dev: int, bytes_per_point: int, platform: str) -> int:
+def auto_n_vmap(n_points: int, n_dev: int, bytes_per_point: int, platform: str,
+                point_seconds: float | None = None) -> int:
     """The automatic chunk: 1024 points on CPU (2**14 on accelerators), fewer when a chunk's outputs
-    would pass a quarter of the call buffer, then evened out so the devices' shares split into
-    equal chunks (least padding)."""
+    would pass a quarter of the call buffer or (given the time of one point) a chunk would take more
+    than `_CALL_SECONDS` (a call, so a checkpoint block, is at least a chunk per device), then evened
+    out so the devices' shares split into equal chunks (least padding)."""
     cap = _CHUNK_CPU if platform == "cpu" else _CHUNK_ACCEL
     cap = max(1, min(cap, _CALL_BYTES // (4 * max(bytes_per_point, 1))))
+    if point_seconds is not None and point_seconds > 0:
+        cap = max(1, min(cap, int(_CALL_SECONDS / point_seconds)))
     per_dev = -(-n_points // n_dev)
     return -(-per_dev // -(-per_dev // cap))
+
+
+def point_seconds(static: Static, space: AbstractSpace, dyn: Any, devices: tuple) -> float | None:
+    """The time of one point of the model (point 0, compiled alone, on the first device), or None if
+    it fails there (the sweep then finds and reports the failure itself). Costs one compile of the
+    model, so the executors ask only when the size of a call matters (checkpoints, a progress bar)."""
+    sp, dn = place(space, devices[:1]), place(dyn, devices[:1])
+    try:
+        point = compile_point(static, sp, dn)
+        tok = space.block_start(0)
+        t0 = time.perf_counter()
+        jax.block_until_ready(point(sp, tok, dn))  # the first run also moves the inputs
+        took = time.perf_counter() - t0
+        if took < _CALL_SECONDS / 4:
+            t0 = time.perf_counter()
+            jax.block_until_ready(point(sp, tok, dn))
+            took = time.perf_counter() - t0
+    except Exception:
+        return None
+    return float(_agree_float(took))
 
 
 def max_chunks(n_points: int, G: int, bytes_per_point: int) -> int:
@@ -436,12 +469,21 @@ def _interactive() -> bool:
         return False
 
 
-def progress_bar(enabled: bool, total: int, initial: int, desc: str):
-    """A tqdm bar (points, points/s, ETA) on a terminal or in a notebook, on process 0; else None."""
+def shows_progress(enabled: bool) -> bool:
+    """Whether `progress_bar` would show a bar (on a terminal or in a notebook, on process 0, with tqdm)."""
     if not enabled or jax.process_index() != 0 or not _interactive():
-        return None
+        return False
     try:
-        from tqdm.auto import tqdm
+        import tqdm.auto  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    """A tqdm bar (points, points/s, ETA) when `shows_progress`; else None."""
+    if not shows_progress(enabled):
         return None
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, initial=initial, desc=desc, unit="pt", unit_scale=True, dynamic_ncols=True)

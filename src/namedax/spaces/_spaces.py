@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new
+from ..random import _key as _random_key
 from . import _gen as _g
 from ._base import (
     _MAX_N,
@@ -179,15 +180,15 @@ class DataSpace(AbstractSpace):
 
 
 def _check_key(key, op: str):
+    """A typed key (the default ``jax.random.key(0)`` when None); checks are `namedax.random`'s."""
     if key is None:
         return jax.random.key(0)
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"{op}: `key` must be a single key, got a batch of shape {key.shape}")
+    key = _random_key(op, key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
-    if isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(key))  # a raw jax.random.PRNGKey
-    raise TypeError(f"{op}: `key` must be a jax.random.key (or a raw PRNGKey), got {key!r}")
+    if np.shape(key) != (2,):
+        raise TypeError(f"{op}: `key` is raw key data of shape {np.shape(key)}; pass a jax.random.key")
+    return jax.random.wrap_key_data(jnp.asarray(key))  # a legacy jax.random.PRNGKey
 
 
 class UniformSpace(AbstractSpace):
@@ -202,7 +203,9 @@ class UniformSpace(AbstractSpace):
     Args:
         state: the state PyTree; its free Parameters all need ``low`` and ``high``.
         n: the number of points (``1 <= n < 2**63``).
-        key: a ``jax.random.key``; None means ``jax.random.key(0)``.
+        key: a ``jax.random.key`` (or a legacy ``jax.random.PRNGKey``). Optional, as in the reference
+            implementation (tvboptim): None means ``jax.random.key(0)``, so a space built without a
+            key is always the same space; pass another key for other points.
 
     Raises:
         ValueError: no free Parameters, a free Parameter without bounds, ``n < 1``.
