@@ -51,6 +51,15 @@ def test_dataspace_mismatch_is_value_and_assertion_error():
         DataSpace(state)
     with pytest.raises(AssertionError, match="share their first dimension"):
         DataSpace(state)
+    # the message says which leaves are free and how to keep an array fixed; the two ways it names work
+    with pytest.raises(ValueError, match=r"the free leaves \(every array with a first dimension, and the free "
+                                         r"Parameters\) must share.*to keep an array fixed \(the same at every "
+                                         r"point\), wrap it in Parameter\(name, array\) \(free=False\) or name "
+                                         r"its axes with nx.named"):
+        DataSpace(state)
+    for fixed in (Parameter("c", jnp.zeros(4)), nx.named(jnp.zeros(4), "t")):
+        ds = DataSpace({"a": jnp.zeros((3, 2)), "b": {"c": fixed}, "p": Parameter("p", jnp.zeros(3), free=True)})
+        assert ds.N == 3 and ds[1]["b"]["c"] is fixed
     assert issubclass(DataSpaceSizeError, ValueError) and issubclass(DataSpaceSizeError, AssertionError)
 
 

@@ -47,8 +47,9 @@ class DataSpace(AbstractSpace):
     """A space of given points: row ``i`` of every free leaf is point ``i``.
 
     The free leaves are the array leaves (numpy or jax, at least 1-D) and the free Parameters; they
-    share their first dimension N. Fixed leaves: Parameters with ``free=False``, 0-d arrays,
-    NamedArrays, and non-array leaves. One axis, ``data``, of size N (``1 <= N < 2**31``).
+    share their first dimension N. Fixed leaves, the same at every point: Parameters with
+    ``free=False`` and NamedArrays (whatever their shapes; wrap an array in one of them to keep it
+    fixed), 0-d arrays, and non-array leaves. One axis, ``data``, of size N (``1 <= N < 2**31``).
 
     Args:
         state: the state PyTree.
@@ -112,8 +113,10 @@ class DataSpace(AbstractSpace):
         if len(set(sizes.values())) > 1:
             listing = ", ".join(f"{p}: {n}" for p, n in sizes.items())
             raise DataSpaceSizeError(
-                f"DataSpace: the free leaves must share their first dimension (the number of points N), "
-                f"got {listing}"
+                f"DataSpace: the free leaves (every array with a first dimension, and the free Parameters) must "
+                f"share their first dimension (the number of points N), got {listing}; to keep an array fixed "
+                "(the same at every point), wrap it in Parameter(name, array) (free=False) or name its axes "
+                "with nx.named"
             )
         n = next(iter(sizes.values()))
         if n == 0:
