@@ -2,7 +2,7 @@
 
 A space splits its state PyTree once, at construction, into entries (the leaves, with Parameters
 and NamedArrays kept whole) and remembers which are free. It is itself a registered PyTree: its
-children are the point generator (see `_spaces_gen`) and the array-valued fixed entries, its static
+children are the point generator (see `_gen`) and the array-valued fixed entries, its static
 data everything else, so a space passed into `jax.jit` costs one compile per structure and never
 bakes data into the program.
 """
