@@ -19,13 +19,15 @@ import os
 import pathlib
 import re
 import tempfile
-import types
 from typing import Any
 
+import jax
 import numpy as np
 
+from ..spaces._digest import code_digest, digest, stable_repr
+
 _MANIFEST = "manifest.json"
-_FORMAT = "namedax-sweep/2"  # 2: the model's code digest and per-argument digests
+_FORMAT = "namedax-sweep/3"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
@@ -122,12 +124,15 @@ def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
 def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
     where = f"checkpoint_dir {str(path)!r}"
     if old.get("format") != _FORMAT:
-        raise ValueError(f"{op}: {where} has a manifest of format {old.get('format')!r}, not {_FORMAT!r}")
+        raise ValueError(f"{op}: {where} has a manifest of format {old.get('format')!r}, not {_FORMAT!r}: it was "
+                         "written by another version of namedax and cannot be resumed; pass another checkpoint_dir "
+                         "or delete it")
     if old.get("space") != new["space"] or old.get("N") != new["N"]:
         raise ValueError(
             f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
             f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
-            f"{new['space_repr']} (fingerprint {new['space'][:12]}...); pass another checkpoint_dir or delete it"
+            f"{new['space_repr']} (fingerprint {new['space'][:12]}...); they differ in "
+            f"{_which_space_parts(old, new)}; pass another checkpoint_dir or delete it"
         )
     if old.get("outputs") != new["outputs"]:
         raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
@@ -142,6 +147,21 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
                          f"({_which_arguments(old, new)}); pass another checkpoint_dir or delete it")
+
+
+def _which_space_parts(old: dict, new: dict) -> str:
+    """Which parts of the space differ, from the manifests' per-part digests (`AbstractSpace._digests`)."""
+    o, n = old.get("space_digests", {}), new["space_digests"]
+
+    def label(k: str) -> str:
+        if k == "structure":
+            return "its kind, size, axes, free leaves or bounds"
+        if k == "points":
+            return "how its points are made (bounds, key)"
+        return f"the state leaf {k}"
+
+    out = [label(k) for k in n if o.get(k) != n[k]] + [label(k) for k in o if k not in n]
+    return ", ".join(dict.fromkeys(out)) or "its size"
 
 
 def _which_arguments(old: dict, new: dict) -> str:
@@ -160,178 +180,28 @@ def _which_arguments(old: dict, new: dict) -> str:
     return ", ".join(out) or "the model's own leaves differ"
 
 
-def _argument_digest(tree: Any) -> str:
-    """A short digest of one argument: its structure, its static leaves, its arrays' bytes."""
-    import hashlib
-
-    import jax
-
-    from ._results import _stable_repr
-
-    leaves, treedef = jax.tree.flatten(tree)
-    h = hashlib.sha256(_stable_repr(treedef).encode())
-    for leaf in leaves:
-        if isinstance(leaf, np.ndarray | np.generic | jax.Array):
-            _put_array(h, leaf)
-        else:
-            h.update(_stable_repr(leaf).encode() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def _put_array(h, leaf) -> None:
-    import jax
-
-    if isinstance(leaf, jax.Array) and jax.numpy.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    a = np.asarray(leaf)
-    h.update(f"{a.dtype.str}{a.shape}".encode())
-    h.update(np.ascontiguousarray(a).tobytes())
-
-
-def _ordered_repr(x) -> str:
-    """``_stable_repr``, with sets in a fixed order (their iteration order changes between
-    processes with string hashing)."""
-    from ._results import _stable_repr
-
-    if isinstance(x, set | frozenset):
-        return f"{type(x).__name__}({sorted(_ordered_repr(v) for v in x)})"
-    if type(x) is tuple:
-        return f"({', '.join(_ordered_repr(v) for v in x)})"
-    return _stable_repr(x)
-
-
-def code_digest(callables: list) -> str:
-    """A digest of the code behind callables, beyond their names: a function's bytecode and
-    constants, its defaults, the values its closure captures, and the functions and values of its
-    own module that it names (followed recursively). So a closure over another constant, or a
-    function of the same name with another body (a notebook cell run again after an edit), is
-    another model. Bound methods add their instance's attributes; other callable objects their
-    class's ``__call__``."""
-    import hashlib
-
-    import jax
-
-    h = hashlib.sha256()
-    seen: set[int] = set()
-    home: list[dict] = []  # the first function's module: user code, whose globals are followed
-
-    def put(x) -> None:
-        h.update(str(x).encode())
-        h.update(b"\0")
-
-    def code(c: types.CodeType) -> None:
-        h.update(c.co_code)
-        put(c.co_names)
-        for k in c.co_consts:
-            code(k) if isinstance(k, types.CodeType) else put(_ordered_repr(k))
-
-    def names(c: types.CodeType) -> set[str]:
-        out = set(c.co_names)
-        for k in c.co_consts:
-            if isinstance(k, types.CodeType):
-                out |= names(k)
-        return out
-
-    def value(x, depth: int) -> None:
-        if depth > 8 or id(x) in seen:
-            return
-        try:
-            visit(x, depth)
-        except Exception:  # an object that will not be inspected: its type stands for it
-            put(f"<{type(x).__qualname__}>")
-
-    def visit(x, depth: int) -> None:
-        if isinstance(x, types.FunctionType):
-            seen.add(id(x))
-            put(f"{x.__module__}.{x.__qualname__}")
-            code(x.__code__)
-            value(x.__defaults__, depth + 1)
-            value(x.__kwdefaults__, depth + 1)
-            for cell in x.__closure__ or ():
-                try:
-                    value(cell.cell_contents, depth + 1)
-                except ValueError:  # an empty cell
-                    put("<empty cell>")
-            if not home:
-                home.append(x.__globals__)
-            if x.__globals__ is home[0]:
-                for name in sorted(names(x.__code__)):
-                    if name in home[0]:
-                        value(home[0][name], depth + 1)
-            return
-        if isinstance(x, types.ModuleType | type):
-            put(getattr(x, "__qualname__", x.__name__))
-            return
-        func = getattr(x, "__func__", None)  # bound methods (equinox's too)
-        if isinstance(func, types.FunctionType):
-            value(func, depth + 1)
-            if isinstance(x, types.MethodType):
-                value(x.__self__, depth + 1)
-            return
-        wrapped = getattr(x, "__wrapped__", None)  # jax.jit, equinox.filter_jit, functools.wraps
-        if wrapped is not None and wrapped is not x:
-            value(wrapped, depth + 1)
-        try:
-            leaves = jax.tree.leaves(x)
-        except Exception:  # e.g. a dict whose keys cannot be sorted
-            leaves = [x]
-        if len(leaves) != 1 or leaves[0] is not x:  # a container: its leaves
-            for leaf in leaves:
-                value(leaf, depth + 1)
-            return
-        if callable(x):  # a callable object: its class's code, and its attributes unless a PyTree
-            seen.add(id(x))
-            call = getattr(type(x), "__call__", None)
-            if isinstance(call, types.FunctionType):
-                value(call, depth + 1)
-            for attr in ("func", "args", "keywords"):  # functools.partial
-                if hasattr(x, attr):
-                    value(getattr(x, attr), depth + 1)
-            if hasattr(x, "__dict__"):
-                value(dict(vars(x)), depth + 1)
-            return
-        if isinstance(x, np.ndarray | np.generic | jax.Array):
-            try:
-                _put_array(h, x)
-            except Exception:  # not addressable here (another process's shards)
-                put(f"{type(x).__name__}{np.shape(x)}")
-            return
-        if hasattr(x, "__dict__") and not isinstance(x, str | bytes | int | float | complex):
-            seen.add(id(x))
-            put(type(x).__qualname__)
-            value(dict(vars(x)), depth + 1)
-            return
-        put(_ordered_repr(x))
-
-    for c in callables:
-        value(c, 0)
-    return h.hexdigest()
-
-
-def manifest(space, layout, static_describe: str, dyn_leaves: list, model: Any, callables: list,
-             args: tuple = (), kwargs: dict | None = None) -> dict:
+def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None) -> dict:
     """The manifest of a sweep: everything that must match for a checkpoint to be resumed.
 
-    ``callables``: the model and the callables among its arguments (see `code_digest`). ``args`` and
-    ``kwargs`` (the model's extra arguments) get a short digest each, only to say which differ."""
-    import hashlib
-
-    from ._results import _stable_repr
-
-    h = hashlib.sha256(static_describe.encode())
-    for leaf in dyn_leaves:
-        _put_array(h, leaf)
+    The model and its extra arguments get one digest as a whole (``arguments``: structure, static
+    leaves, array contents) and one each (only to say which differ); the model and the callables
+    among its arguments a digest of their code (see `code_digest`); the space one per part (to say
+    which differs)."""
+    kwargs = kwargs or {}
+    callables = [model, *(x for x in jax.tree.leaves((model, args, kwargs)) if callable(x))]
+    parts = space._digests()
     return {
         "format": _FORMAT,
         "space": space.fingerprint(),
+        "space_digests": parts,
         "space_repr": repr(space),
         "N": space.N,
         "outputs": layout.describe(),
-        "model": _stable_repr(model),
+        "model": stable_repr(model),
         "code": code_digest(callables),
-        "arguments": h.hexdigest(),
+        "arguments": digest((model, args, kwargs)),
         "argument_digests": {
-            "args": [_argument_digest(a) for a in args],
-            "kwargs": {k: _argument_digest(v) for k, v in (kwargs or {}).items()},
+            "args": [digest(a)[:16] for a in args],
+            "kwargs": {k: digest(v)[:16] for k, v in kwargs.items()},
         },
     }

@@ -34,9 +34,9 @@ from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..spaces._base import AbstractSpace
-from ..spaces._gen import GridGen
+from ..spaces._digest import ValueKey
 from ..spaces._parameter import Parameter
-from ._results import Layout, _stable_repr
+from ._results import Layout
 
 _CALL_BYTES = 64 << 20  # outputs of one call (all devices): bounds device memory beyond the model's own
 _CALL_SECONDS = 1.0  # target duration of one call: progress and checkpoints at least this often
@@ -65,22 +65,12 @@ class ModelError(RuntimeError):
 
 
 class Static:
-    """The non-array leaves of ``(model, args, kwargs)`` and where the arrays go; hashable
-    (unhashable leaves by identity), so it identifies the compiled program."""
+    """The non-array leaves of ``(model, args, kwargs)`` and where the arrays go; hashable (each leaf
+    a `ValueKey`: by value, else by identity), so it identifies the compiled program."""
 
     def __init__(self, treedef: Any, leaves: list, array_pos: tuple[int, ...]):
-        keys = []
-        for leaf in leaves:
-            if isinstance(leaf, float | complex):  # by repr: 0.0 == -0.0 but compiles differently; nan != nan
-                keys.append((type(leaf), repr(leaf)))
-                continue
-            try:
-                hash(leaf)
-                keys.append((type(leaf), leaf))
-            except TypeError:
-                keys.append(("id", id(leaf)))
         self.treedef, self.leaves, self.array_pos = treedef, leaves, array_pos
-        self._key = (treedef, tuple(keys), array_pos)
+        self._key = (treedef, tuple(ValueKey(x) for x in leaves), array_pos)
         self._hash = hash(self._key)
 
     def __hash__(self):
@@ -89,13 +79,10 @@ class Static:
     def __eq__(self, other):
         if not isinstance(other, Static):
             return NotImplemented
-        try:
+        try:  # a treedef's aux data may compare badly (arrays)
             return bool(self._key == other._key)
         except Exception:
             return False
-
-    def describe(self) -> str:
-        return _stable_repr(self.treedef) + "|" + "|".join(_stable_repr(x) for x in self.leaves)
 
 
 def split(model: Callable, args: tuple, kwargs: dict) -> tuple[list, Static]:
@@ -188,31 +175,6 @@ def _output_layout(static: Static, space: AbstractSpace, dyn: Any) -> tuple[Layo
 # ---------------------------------------------------------------------------------------------
 
 
-def block(space: AbstractSpace, tok, size: int, offset) -> Any:
-    """``space.block(tok, size, offset)``, faster for a `GridSpace`.
-
-    A grid's coordinates are the flat index in mixed radix. ``GridGen.advance`` divides by the axis
-    sizes held as traced leaves, and x86 has no vector integer division: about 15 ns per point, a
-    third of a cheap model's cost. The sizes are also static (the space's axes are PyTree aux data,
-    so they are already part of the compiled program's identity): dividing by constants compiles to
-    multiply-and-shift and costs about 2 ns per point. Same integers, so bitwise the same points
-    (tested against ``space.block``).
-    """
-    gen = getattr(space, "_gen", None)
-    if not isinstance(gen, GridGen) or len(space.axes) != gen.d:
-        return space.block(tok, size, offset)
-    ns = [np.uint32(a.size) for a in space.axes]
-    tok = jnp.asarray(tok).astype(jnp.uint32)
-    carry = jnp.asarray(offset).astype(jnp.uint32) + jnp.arange(size, dtype=jnp.uint32)
-    cs: list[Any] = [None] * gen.d
-    for j in reversed(range(gen.d)):
-        t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31
-        cs[j], carry = t % ns[j], t // ns[j]
-    past = carry > 0  # past the last point: repeat it
-    enc = jnp.stack([jnp.where(past, ns[j] - 1, cs[j]) for j in range(gen.d)])
-    return space._assemble(gen.values(enc))
-
-
 def _sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, mesh: Mesh | None,
            space: AbstractSpace, tok, n_map, dyn):
     def one(state, dyn):
@@ -223,7 +185,7 @@ def _sweep(static: Static, arr_struct: Any, n_vmap: int, max_map: int, mesh: Mes
         chunk = jax.vmap(one, in_axes=(space.in_axes, None))
 
         def body(j, buf):
-            out = chunk(block(space, tok, n_vmap, base + j * n_vmap), dyn)
+            out = chunk(space.block(tok, n_vmap, base + j * n_vmap), dyn)
             return jax.tree.map(lambda b, o: lax.dynamic_update_slice_in_dim(b, o.astype(b.dtype), j * n_vmap, 0),
                                 buf, out)
 
@@ -329,6 +291,15 @@ def _agree(value: int) -> int:
     from jax.experimental import multihost_utils
 
     return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def _agree_float(value: float) -> float:
+    """Process 0's float on every process."""
+    if not _multiprocess():
+        return value
+    from jax.experimental import multihost_utils
+
+    return float(multihost_utils.broadcast_one_to_all(np.float32(value)))
 
 
 def barrier(name: str) -> None:
@@ -439,14 +410,38 @@ class Sweep:
         return ModelError(f"{op}: the model failed on a point in [{start}, {start + count}): {what}")
 
 
-def auto_n_vmap(n_points: int, n_dev: int, bytes_per_point: int, platform: str) -> int:
+def auto_n_vmap(n_points: int, n_dev: int, bytes_per_point: int, platform: str,
+                point_seconds: float | None = None) -> int:
     """The automatic chunk: 1024 points on CPU (2**14 on accelerators), fewer when a chunk's outputs
-    would pass a quarter of the call buffer, then evened out so the devices' shares split into
-    equal chunks (least padding)."""
+    would pass a quarter of the call buffer or (given the time of one point) a chunk would take more
+    than `_CALL_SECONDS` (a call, so a checkpoint block, is at least a chunk per device), then evened
+    out so the devices' shares split into equal chunks (least padding)."""
     cap = _CHUNK_CPU if platform == "cpu" else _CHUNK_ACCEL
     cap = max(1, min(cap, _CALL_BYTES // (4 * max(bytes_per_point, 1))))
+    if point_seconds is not None and point_seconds > 0:
+        cap = max(1, min(cap, int(_CALL_SECONDS / point_seconds)))
     per_dev = -(-n_points // n_dev)
     return -(-per_dev // -(-per_dev // cap))
+
+
+def point_seconds(static: Static, space: AbstractSpace, dyn: Any, devices: tuple) -> float | None:
+    """The time of one point of the model (point 0, compiled alone, on the first device), or None if
+    it fails there (the sweep then finds and reports the failure itself). Costs one compile of the
+    model, so the executors ask only when the size of a call matters (checkpoints, a progress bar)."""
+    sp, dn = place(space, devices[:1]), place(dyn, devices[:1])
+    try:
+        point = compile_point(static, sp, dn)
+        tok = space.block_start(0)
+        t0 = time.perf_counter()
+        jax.block_until_ready(point(sp, tok, dn))  # the first run also moves the inputs
+        took = time.perf_counter() - t0
+        if took < _CALL_SECONDS / 4:
+            t0 = time.perf_counter()
+            jax.block_until_ready(point(sp, tok, dn))
+            took = time.perf_counter() - t0
+    except Exception:
+        return None
+    return float(_agree_float(took))
 
 
 def max_chunks(n_points: int, G: int, bytes_per_point: int) -> int:
@@ -474,12 +469,21 @@ def _interactive() -> bool:
         return False
 
 
-def progress_bar(enabled: bool, total: int, initial: int, desc: str):
-    """A tqdm bar (points, points/s, ETA) on a terminal or in a notebook, on process 0; else None."""
+def shows_progress(enabled: bool) -> bool:
+    """Whether `progress_bar` would show a bar (on a terminal or in a notebook, on process 0, with tqdm)."""
     if not enabled or jax.process_index() != 0 or not _interactive():
-        return None
+        return False
     try:
-        from tqdm.auto import tqdm
+        import tqdm.auto  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str):
+    """A tqdm bar (points, points/s, ETA) when `shows_progress`; else None."""
+    if not shows_progress(enabled):
         return None
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, initial=initial, desc=desc, unit="pt", unit_scale=True, dynamic_ncols=True)

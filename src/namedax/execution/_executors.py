@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import operator
 import os
 from collections.abc import Callable
@@ -12,6 +11,7 @@ import jax
 import numpy as np
 
 from ..spaces._base import AbstractSpace
+from ..spaces._digest import digest
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
@@ -210,41 +210,49 @@ class ParallelExecution:
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        n_vmap = self.n_vmap or _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform)
+        n_vmap = self.n_vmap
+        if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
+            timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
+            per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
+            n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
         max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
         arrays = layout.allocate(n)
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:
-            man = manifest(space, layout, static.describe(), jax.tree.leaves(dyn), model,
-                           [model, *(x for x in static.leaves if callable(x))], self.args, self.kwargs)
+            man = manifest(space, layout, model, self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
-            digest = int(hashlib.sha256(repr(ranges).encode()).hexdigest()[:7], 16)
-            if _e._agree(digest) != digest:
+            seen = int(digest(ranges)[:7], 16)
+            if _e._agree(seen) != seen:
                 raise ValueError(f"{op}: processes see different blocks in checkpoint_dir {self.checkpoint_dir!r}; "
                                  "in a multi-process run it must be one directory that every process shares")
         todo = sum(b - a for a, b in ranges)
-        if todo:
-            sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
-            bar = _e.progress_bar(self.progress, n, n - todo, "sweep")
+        saved = 0
+        bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
+        try:
+            if todo:
+                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
 
-            def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
-                if count == n:  # the whole sweep in one call: keep its arrays, no copy
-                    arrays[:] = host
-                else:
-                    for dst, src in zip(arrays, host, strict=True):
-                        dst[start : start + count] = src
-                if ckpt is not None:
-                    ckpt.write(start, count, [a[start : start + count] for a in arrays])
-                if bar is not None:
-                    bar.update(count)
+                def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
+                    nonlocal saved
+                    if count == n:  # the whole sweep in one call: keep its arrays, no copy
+                        arrays[:] = host
+                    else:
+                        for dst, src in zip(arrays, host, strict=True):
+                            dst[start : start + count] = src
+                    if ckpt is not None:
+                        ckpt.write(start, count, [a[start : start + count] for a in arrays])
+                        saved += 1
+                    if bar is not None:
+                        if ckpt is not None:
+                            bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
+                        bar.update(count)
 
-            try:
                 sweep.run(ranges, on_block)
-            finally:
-                if bar is not None:
-                    bar.close()
-            if ckpt is not None:  # process 0's last block is on disk before any process reads the directory again
-                _e.barrier("namedax checkpoint written")
+        finally:
+            if bar is not None:
+                bar.close()
+        if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
+            _e.barrier("namedax checkpoint written")
         return Results(arrays, layout, space)
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@ import numpy as np
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new
 from ..spaces._base import AbstractSpace
+from ..spaces._digest import stable_repr
 from ..spaces._parameter import Parameter
 
 _ARRAY, _STATIC = 0, 1  # kinds: (_ARRAY, leaf index, own axes or None), (_STATIC, value)
@@ -77,7 +78,7 @@ class Layout:
         out = [str(self.treedef)]
         for kind in self.kinds:
             if kind[0] == _STATIC:
-                out.append(f"static {_stable_repr(kind[1])}")
+                out.append(f"static {stable_repr(kind[1])}")
             else:
                 k = kind[1]
                 axes = f" axes {[(a.name, a.size) for a in kind[2]]}" if kind[2] is not None else ""
@@ -88,15 +89,6 @@ class Layout:
         """Uninitialised host arrays for ``n`` points (numpy maps the pages lazily: unused, they cost
         nothing)."""
         return [np.empty((n,) + s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
-
-
-def _stable_repr(x) -> str:
-    """repr without memory addresses (so manifests compare across processes)."""
-    import re
-
-    if callable(x) and hasattr(x, "__qualname__"):
-        return f"{getattr(x, '__module__', '?')}.{x.__qualname__}"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(x))
 
 
 class Results:

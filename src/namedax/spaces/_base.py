@@ -2,14 +2,13 @@
 
 A space splits its state PyTree once, at construction, into entries (the leaves, with Parameters
 and NamedArrays kept whole) and remembers which are free. It is itself a registered PyTree: its
-children are the point generator (see `_spaces_gen`) and the array-valued fixed entries, its static
+children are the point generator (see `_gen`) and the array-valued fixed entries, its static
 data everything else, so a space passed into `jax.jit` costs one compile per structure and never
 bakes data into the program.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import operator
 from collections.abc import Iterator, Sequence
@@ -22,6 +21,7 @@ import numpy as np
 from ..core._axis import Axis
 from ..core._named_array import NamedArray, _is_named
 from . import _gen as _g
+from ._digest import ValueKey, digest
 from ._parameter import Parameter
 from ._parameter import _rebuild as _param_rebuild
 
@@ -49,34 +49,6 @@ def _is_dynamic(x) -> bool:
 def _on_device(x):
     """numpy arrays inside an entry as jax arrays (once, not at every block)."""
     return jax.tree.map(lambda a: jnp.asarray(a) if isinstance(a, np.ndarray) else a, x)
-
-
-class _Static:
-    """A static leaf in PyTree aux data: equal by ``==`` when hashable, else by identity; floats by
-    ``repr`` (``0.0 == -0.0``, but they compile to different programs; a NaN equals itself)."""
-
-    __slots__ = ("obj", "_key", "_h")
-
-    def __init__(self, obj):
-        self.obj = obj
-        self._key = repr(obj) if isinstance(obj, float | complex) else obj
-        try:
-            self._h = hash(self._key)
-        except TypeError:
-            self._h = id(obj)
-
-    def __hash__(self):
-        return self._h
-
-    def __eq__(self, other):
-        if type(other) is not _Static:
-            return NotImplemented
-        if self.obj is other.obj:
-            return True
-        try:
-            return bool(type(self.obj) is type(other.obj) and self._key == other._key)
-        except Exception:
-            return False
 
 
 def _flatten_state(state) -> tuple[Any, tuple[str, ...], list]:
@@ -197,7 +169,7 @@ class AbstractSpace:
             (e.name, e.low, e.high, e.free) if isinstance(e, Parameter) else None for e in (entries[i] for i in free)
         )
         free_set = set(free)
-        self._static = tuple(None if _is_dynamic(e) else _Static(e) for e in entries)
+        self._static = tuple(None if _is_dynamic(e) else ValueKey(e) for e in entries)
         self._dyn = tuple(
             _on_device(e) if _is_dynamic(e) and (keep_free or i not in free_set) else None
             for i, e in enumerate(entries)
@@ -500,37 +472,31 @@ class AbstractSpace:
 
         Equal for spaces built the same way, in any process, as long as non-array leaves have a
         stable ``repr`` (callables are identified by module and qualified name).
+
+        Examples:
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True), "dt": 0.1}
+            >>> GridSpace(state, n=5).fingerprint() == GridSpace(state, n=5).fingerprint()
+            True
+            >>> GridSpace(state, n=5).fingerprint() == GridSpace(state, n=6).fingerprint()
+            False
         """
-        h = hashlib.sha256()
+        return digest(sorted(self._digests().items()))
 
-        def put(*xs):
-            for x in xs:
-                h.update(repr(x).encode())
-                h.update(b"\0")
+    def _digests(self) -> dict[str, str]:
+        """The space's identity in named parts, so a refused checkpoint can say what changed:
+        ``structure`` (kind, size, axes, free leaves, bounds), one part per state leaf that holds a
+        value (by its path), and ``points`` (what the generator holds beyond those: bounds, key)."""
+        out = {"structure": digest(type(self).__name__, self._N, self._axes, self._paths, self._free,
+                                   self._free_params, self._info)}
+        for path, d, s in zip(self._paths, self._dyn, self._static, strict=True):
+            if s is not None or d is not None:
+                out[path] = digest(s.obj if s is not None else d)
+        out.update(self._point_digests())
+        return out
 
-        def put_array(a):
-            if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-                a = jax.random.key_data(a)
-            a = np.asarray(a)
-            put(a.dtype.str, a.shape)
-            h.update(np.ascontiguousarray(a).tobytes())
-
-        put(type(self).__name__, self._N, self._axes, self._paths, self._free, self._free_params, self._info)
-        for d, s in zip(self._dyn, self._static, strict=True):
-            if s is not None:
-                obj = s.obj
-                put(f"{obj.__module__}.{obj.__qualname__}" if callable(obj) and hasattr(obj, "__qualname__")
-                    else obj)
-            elif d is not None:
-                leaves, td = jax.tree_util.tree_flatten(d)
-                put(td)
-                for leaf in leaves:
-                    put_array(leaf)
-        leaves, td = jax.tree_util.tree_flatten(self._gen)
-        put(td)
-        for leaf in leaves:
-            put_array(leaf)
-        return h.hexdigest()
+    def _point_digests(self) -> dict[str, str]:
+        return {"points": digest(self._gen)}
 
 
 def _fill_for(dtype, fill: float | None):

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new
+from ..random import _key as _random_key
 from . import _gen as _g
 from ._base import (
     _MAX_N,
@@ -24,6 +25,7 @@ from ._base import (
     _free_parameters,
     _out_dtype,
 )
+from ._digest import digest
 from ._parameter import Parameter
 from ._parameter import _rebuild as _param_rebuild
 
@@ -45,8 +47,9 @@ class DataSpace(AbstractSpace):
     """A space of given points: row ``i`` of every free leaf is point ``i``.
 
     The free leaves are the array leaves (numpy or jax, at least 1-D) and the free Parameters; they
-    share their first dimension N. Fixed leaves: Parameters with ``free=False``, 0-d arrays,
-    NamedArrays, and non-array leaves. One axis, ``data``, of size N (``1 <= N < 2**31``).
+    share their first dimension N. Fixed leaves, the same at every point: Parameters with
+    ``free=False`` and NamedArrays (whatever their shapes; wrap an array in one of them to keep it
+    fixed), 0-d arrays, and non-array leaves. One axis, ``data``, of size N (``1 <= N < 2**31``).
 
     Args:
         state: the state PyTree.
@@ -110,8 +113,10 @@ class DataSpace(AbstractSpace):
         if len(set(sizes.values())) > 1:
             listing = ", ".join(f"{p}: {n}" for p, n in sizes.items())
             raise DataSpaceSizeError(
-                f"DataSpace: the free leaves must share their first dimension (the number of points N), "
-                f"got {listing}"
+                f"DataSpace: the free leaves (every array with a first dimension, and the free Parameters) must "
+                f"share their first dimension (the number of points N), got {listing}; to keep an array fixed "
+                "(the same at every point), wrap it in Parameter(name, array) (free=False) or name its axes "
+                "with nx.named"
             )
         n = next(iter(sizes.values()))
         if n == 0:
@@ -137,6 +142,9 @@ class DataSpace(AbstractSpace):
 
     def _host_point(self, i: int) -> tuple:
         return tuple(a[i] for a in self._gen.arrays)
+
+    def _point_digests(self) -> dict[str, str]:  # the free leaves' data, by path
+        return {self._paths[pos]: digest(a) for pos, a in zip(self._free, self._gen.arrays, strict=True)}
 
     @property
     def state(self):
@@ -175,15 +183,15 @@ class DataSpace(AbstractSpace):
 
 
 def _check_key(key, op: str):
+    """A typed key (the default ``jax.random.key(0)`` when None); checks are `namedax.random`'s."""
     if key is None:
         return jax.random.key(0)
-    if isinstance(key, jax.Array) and jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(f"{op}: `key` must be a single key, got a batch of shape {key.shape}")
+    key = _random_key(op, key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         return key
-    if isinstance(key, jax.Array | np.ndarray) and key.dtype == np.uint32 and key.shape == (2,):
-        return jax.random.wrap_key_data(jnp.asarray(key))  # a raw jax.random.PRNGKey
-    raise TypeError(f"{op}: `key` must be a jax.random.key (or a raw PRNGKey), got {key!r}")
+    if np.shape(key) != (2,):
+        raise TypeError(f"{op}: `key` is raw key data of shape {np.shape(key)}; pass a jax.random.key")
+    return jax.random.wrap_key_data(jnp.asarray(key))  # a legacy jax.random.PRNGKey
 
 
 class UniformSpace(AbstractSpace):
@@ -198,7 +206,9 @@ class UniformSpace(AbstractSpace):
     Args:
         state: the state PyTree; its free Parameters all need ``low`` and ``high``.
         n: the number of points (``1 <= n < 2**63``).
-        key: a ``jax.random.key``; None means ``jax.random.key(0)``.
+        key: a ``jax.random.key`` (or a legacy ``jax.random.PRNGKey``). Optional, as in the reference
+            implementation (tvboptim): None means ``jax.random.key(0)``, so a space built without a
+            key is always the same space; pass another key for other points.
 
     Raises:
         ValueError: no free Parameters, a free Parameter without bounds, ``n < 1``.
@@ -369,11 +379,11 @@ class GridSpace(AbstractSpace):
 
     def _host_point(self, i: int) -> tuple:
         gen = self._gen
-        logs, cdt, out_dts, shapes = gen.static
+        logs, cdt, out_dts, shapes, _ = gen.static
         if any(logs):  # numpy's ** differs from XLA's: ask the device
             return super()._host_point(i)
-        ip, fp = np.asarray(gen.ip), np.asarray(gen.fp)  # elementwise numpy = IEEE = the device path
-        v = _g.grid_formula(np, gen.start(i), ip[1], fp[0], fp[2], fp[1], fp[3], fp[4], False, cdt)
+        fp = np.asarray(gen.fp)  # elementwise numpy = IEEE = the device path
+        v = _g.grid_formula(np, gen.start(i), gen.lasts, fp[0], fp[2], fp[1], fp[3], fp[4], False, cdt)
         return tuple(jnp.asarray(np.broadcast_to(v[j].astype(out_dts[j]), shapes[j])) for j in range(gen.d))
 
     def _axis_values(self, j: int) -> np.ndarray:
