@@ -41,7 +41,7 @@ def check_named(x: Any, op: str, what: str = "the input") -> None:
     if isinstance(x, NamedArray):
         return
     shape = getattr(x, "shape", None)
-    kind = f"a plain {type(x).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+    kind = f"a plain array of shape {tuple(shape)}" if shape is not None else type(x).__name__
     raise TypeError(
         f"{op}: {what} must be a NamedArray, got {kind}; name its axes first, e.g. "
         f"nx.named(x, ('batch', 'embed')) with one name per dimension"
