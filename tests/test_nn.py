@@ -663,3 +663,7 @@ def test_every_module_has_an_init_taking_key(key):
     Layers = nx.Axis("layers", 3)
     stack = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(E, key=nx.random.split(key, Layers))
     assert stack.stacked.weight.axes == (Layers, E)
+
+
+def test_rmsnorm_has_haliaxs_name_too():
+    assert nx.nn.RmsNorm is nx.nn.RMSNorm

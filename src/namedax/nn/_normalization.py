@@ -171,3 +171,6 @@ class RMSNorm(_Norm):
         """
         names = self._names(x)
         return self._affine(x * rsqrt(mean(x * x, axis=names) + self.eps))
+
+
+RmsNorm = RMSNorm  # haliax's name for it
