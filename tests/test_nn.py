@@ -81,7 +81,7 @@ def test_linear_errors(key):
         nx.nn.Linear.init(E, E, key=key)
     with pytest.raises(TypeError, match="needs sizes"):
         nx.nn.Linear.init("embed", H, key=key)
-    with pytest.raises(TypeError, match="`key` must be one jax.random.key"):
+    with pytest.raises(TypeError, match="Linear.init: `key` must be a jax.random.key or jax.random.PRNGKey"):
         nx.nn.Linear.init(E, H, key=jnp.zeros(3))
     with pytest.raises(TypeError, match="a PRNG `key` is required"):
         nx.nn.Linear.init(E, H, key=None)
@@ -543,3 +543,127 @@ def test_one_hot_against_jax_nn():
         nx.nn.one_hot(nx.named(ids, ("a", "b")), nx.Axis("a", 3))
     with pytest.raises(TypeError, match="must be an integer NamedArray or an int"):
         nx.nn.one_hot(jnp.array([1]), L)
+
+
+# ---------------------------------------------------------------------------------------------
+# One convention across modules: names, .init, dtype, named scopes, plain-array inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _every_module(key):
+    """(name, module, call) for each module: call(module, x) applies it to a NamedArray or array."""
+    bn = nx.nn.BatchNorm.init(E)
+    return [
+        ("Linear", nx.nn.Linear.init(E, H, key=key), lambda m, x: m(x)),
+        ("MLP", nx.nn.MLP.init(E, H, 6, depth=1, key=key), lambda m, x: m(x)),
+        ("LayerNorm", nx.nn.LayerNorm.init(E), lambda m, x: m(x)),
+        ("RMSNorm", nx.nn.RMSNorm.init(E), lambda m, x: m(x)),
+        ("Dropout", nx.nn.Dropout.init(0.5), lambda m, x: m(x, key=key)),
+        ("BatchNorm", bn, lambda m, x: m(x, eqx.nn.State(m))[0]),
+        ("Embedding", nx.nn.Embedding.init(V, E, key=key), lambda m, x: m.unembed(x)),
+    ]
+
+
+def test_every_module_refuses_a_plain_array_naming_itself(key):
+    x = jnp.ones((B.size, E.size))
+    for name, module, call in _every_module(key):
+        with pytest.raises(TypeError, match=rf"^{name}: the input must be a NamedArray, got a plain array of shape "
+                           r"\(3, 4\); name its axes first, e.g. nx.named\(x, "):
+            call(module, x)
+    emb = nx.nn.Embedding.init(V, E, key=key)
+    with pytest.raises(TypeError, match=r"Embedding: `ids` .* must be a NamedArray, got a plain array of shape \(2,\)"):
+        emb(jnp.array([1, 2]))
+
+
+def test_every_module_call_runs_under_its_named_scope(key):
+    """The module's name is on the name stack of every equation it emits (profiles, HLO op names)."""
+    x = nx.ones((B, E))
+    for name, module, call in _every_module(key):
+        eqns = jax.make_jaxpr(lambda v: call(module, v))(x).eqns
+        assert eqns and all(str(e.source_info.name_stack).startswith(name) for e in eqns), name
+        hlo = jax.jit(lambda v: call(module, v)).lower(x).as_text(debug_info=True)
+        assert f'/{name}/' in hlo, name  # op locations read jit(<lambda>)/Linear/dot_general
+    emb = nx.nn.Embedding.init(V, E, key=key)
+    eqns = jax.make_jaxpr(lambda i: emb(i))(nx.named(jnp.array([1, 2]), "pos")).eqns
+    assert any(str(e.source_info.name_stack).startswith("Embedding") for e in eqns)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_dtype_sets_every_parameter_dtype(key, dtype):
+    bn = nx.nn.BatchNorm.init(E, dtype=dtype)
+    modules = [
+        nx.nn.Linear.init(E, H, key=key, dtype=dtype),
+        nx.nn.MLP.init(E, H, 6, depth=2, key=key, dtype=dtype),
+        nx.nn.LayerNorm.init(E, dtype=dtype),
+        nx.nn.RMSNorm.init(E, use_bias=True, dtype=dtype),
+        nx.nn.Embedding.init(V, E, key=key, dtype=dtype),
+        bn,
+    ]
+    for m in modules:
+        leaves = jax.tree.leaves(m)
+        assert leaves and {leaf.dtype for leaf in leaves} == {jnp.dtype(dtype)}, type(m).__name__
+    # the draw is jax.random's in that dtype, scaled as in float32
+    ref = jax.random.truncated_normal(key, -3.0, 3.0, (H.size, E.size), dtype) / np.sqrt(E.size)
+    np.testing.assert_array_equal(np.asarray(modules[0].weight.array, np.float32), np.asarray(ref, np.float32))
+    ref = jax.random.normal(key, (V.size, E.size), dtype) * 0.02
+    np.testing.assert_array_equal(np.asarray(modules[4].weight.array, np.float32), np.asarray(ref, np.float32))
+    # a float32 input through a bfloat16 layer promotes as jax.numpy does
+    assert modules[0](nx.ones((B, E))).dtype == jnp.promote_types(jnp.float32, dtype)
+
+
+def test_dtype_float64_with_x64(key):
+    with jax.enable_x64(True):
+        for m in (
+            nx.nn.Linear.init(E, H, key=key, dtype=jnp.float64),
+            nx.nn.Embedding.init(V, E, key=key, dtype=jnp.float64),
+            nx.nn.LayerNorm.init(E, dtype=jnp.float64),
+            nx.nn.MLP.init(E, H, 6, depth=1, key=key, dtype=jnp.float64),
+        ):
+            assert {leaf.dtype for leaf in jax.tree.leaves(m)} == {jnp.dtype(jnp.float64)}
+        ref = jax.random.truncated_normal(key, -3.0, 3.0, (H.size, E.size), jnp.float64) / np.sqrt(E.size)
+        np.testing.assert_allclose(nx.nn.Linear.init(E, H, key=key, dtype=jnp.float64).weight.array, ref, rtol=1e-15)
+
+
+def test_embedding_init_scale_is_the_standard_deviation_and_initializer_range_its_alias(key):
+    ref = np.asarray(jax.random.normal(key, (V.size, E.size)))
+    np.testing.assert_allclose(nx.nn.Embedding.init(V, E, key=key).weight.array, ref * 0.02, rtol=1e-6)
+    for emb in (
+        nx.nn.Embedding.init(V, E, key=key, init_scale=0.5),
+        nx.nn.Embedding.init(V, E, 0.5, key=key),  # the old positional form
+        nx.nn.Embedding.init(V, E, initializer_range=0.5, key=key),
+    ):
+        np.testing.assert_allclose(emb.weight.array, ref * 0.5, rtol=1e-6)
+    np.testing.assert_array_equal(nx.nn.Embedding.init(V, E, key=key, init_scale=0.0).weight.array, 0.0)
+    with pytest.raises(TypeError, match="give `init_scale` only"):
+        nx.nn.Embedding.init(V, E, 0.5, key=key, init_scale=0.5)
+
+
+def test_mlp_init_passes_init_scale_and_out_first_to_every_linear(key):
+    mlp = nx.nn.MLP.init(E, H, 6, depth=2, key=key, init_scale=3.0, out_first=False)
+    keys = jax.random.split(key, 3)
+    for layer, k in zip(mlp.layers, keys):
+        ref = nx.nn.Linear.init(layer.In, layer.Out, key=k, init_scale=3.0, out_first=False)
+        assert layer.weight.axes == ref.weight.axes == nx.concat_axes(layer.weight.axes[:1], layer.weight.axes[1:])
+        assert layer.weight.axes[0].name == nx.axis_name(layer.In if isinstance(layer.In, nx.Axis) else layer.In[0])
+        fan_in = layer.weight.axes[0].size
+        raw = jax.random.truncated_normal(k, -3.0, 3.0, tuple(a.size for a in layer.weight.axes)) * 3.0
+        np.testing.assert_allclose(layer.weight.array, raw / np.sqrt(fan_in), rtol=1e-6)
+
+
+def test_every_module_has_an_init_taking_key(key):
+    """Each module is built by ``Module.init(..., key=...)``; modules without randomness ignore the key."""
+    drop = nx.nn.Dropout.init(0.25, broadcast_axes="batch", inference=True, key=key)
+    assert drop == nx.nn.Dropout(0.25, "batch", True) and isinstance(drop, nx.nn.Dropout)
+    assert drop.pdrop == 0.25 and drop.broadcast_axes == ("batch",) and bool(drop.inference)
+    for cls in (nx.nn.LayerNorm, nx.nn.RMSNorm, nx.nn.BatchNorm):
+        a, b = cls.init(E, key=key), cls.init(E)
+        assert type(a) is cls and a.axis == b.axis == E
+        tree_allclose((a.weight, a.bias), (b.weight, b.bias))
+    # through Stacked, which hands every init its layer's key
+    Layers = nx.Axis("layers", 3)
+    stack = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(E, key=nx.random.split(key, Layers))
+    assert stack.stacked.weight.axes == (Layers, E)
+
+
+def test_rmsnorm_has_haliaxs_name_too():
+    assert nx.nn.RmsNorm is nx.nn.RMSNorm

@@ -146,8 +146,10 @@ def test_uniform_bounds_any_order_property(shape_order, order, n_param_axes):
     lo = nx.named(lo_arr, param_axes)
     key = jax.random.key(3)
     x = nx.random.uniform(key, axes, minval=lo, maxval=lo + 1.0)
-    # positional reference: the bounds laid out in the result's (a, b, c) order
-    lo_ref = nx.rearrange(nx.broadcast_to(lo, axes), [a.name for a in axes]).array
+    # positional reference with numpy: the bounds' dimensions put in the result's order, then broadcast
+    perm = sorted(range(len(param_names)), key=lambda i: shape_order.index(param_names[i]))
+    unit = [sizes[n] if n in param_names else 1 for n in shape_order]
+    lo_ref = np.broadcast_to(np.asarray(lo_arr).transpose(perm).reshape(unit), [sizes[n] for n in shape_order])
     ref = jax.random.uniform(key, tuple(a.size for a in axes), minval=lo_ref, maxval=lo_ref + 1.0)
     assert x.axes == axes
     np.testing.assert_array_equal(x.array, ref)

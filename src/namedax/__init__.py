@@ -53,4 +53,4 @@ from . import spaces as spaces
 from . import execution as execution
 from . import sharding as sharding
 from . import nn as nn
-__version__ = "0.1.0"
+from ._version import __version__ as __version__

@@ -2,15 +2,20 @@
 
 It names some arrays, trains a small `Stacked` residual MLP for a few steps, sweeps a damped
 oscillator over a 2-D `GridSpace` with `ParallelExecution`, prints the sweep as a table with its
-axis names, and writes a heatmap PNG (when matplotlib is installed).
+axis names, and writes a heatmap PNG (with the ``plot`` extra, matplotlib, installed).
 
-Options are parsed before JAX is imported, so ``--devices N`` can force N CPU devices.
+``--devices N`` forces N CPU devices. XLA reads that setting (``XLA_FLAGS``) when its CPU backend
+starts, not when JAX is imported; ``python -m namedax`` imports namedax, and so JAX, before this
+module runs, but nothing has started the backend yet, so setting the flag here is in time. When
+something has (``main`` called from a program that already used JAX), the command is run again in
+a fresh process with the flag set.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -50,7 +55,7 @@ def _named_arrays() -> None:
     print("x                 :", x.shape)
     print("x + bias          :", (x + bias).shape, "(broadcast by name)")
     print("sum(x, embed)     :", nx.sum(x, axis=Embed).array.tolist(), "over", nx.sum(x, axis=Embed).shape)
-    print("x[batch=1]        :", x[Batch, 1].array.tolist())
+    print('x["batch", 1]     :', x["batch", 1].array.tolist())
     try:
         _ = x + nx.zeros({"embed": 5})
     except ValueError as e:
@@ -138,6 +143,8 @@ def _sweep(n: int, n_devices: int | None, out: str, plot: bool) -> None:
     space = GridSpace(state, n=n)
     n_pmap = None if n_devices is None else n_devices
     print(f"space: {space.N} points over axes {space.axes}; devices: {jax.device_count()}")
+    if n_devices is not None:
+        print(f"sweeping over {n_devices} devices (n_pmap={n_devices})")
     t0 = time.perf_counter()
     results = ParallelExecution(oscillator, space, n_pmap=n_pmap, progress=True).run()
     dt = time.perf_counter() - t0
@@ -168,18 +175,42 @@ def _sweep(n: int, n_devices: int | None, out: str, plot: bool) -> None:
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
-    print(f"heatmap written to {out}")
+    print(f"heatmap written to {os.path.abspath(out)}")
 
 
-def demo(args: argparse.Namespace) -> None:
-    if args.devices is not None:
-        if "jax" in sys.modules:
-            print("--devices must be set before JAX is imported; ignoring it", file=sys.stderr)
-        else:
-            flags = os.environ.get("XLA_FLAGS", "")
-            os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.devices}".strip()
+_REEXEC = "NAMEDAX_DEMO_DEVICES"  # set in the re-run process, so that it never re-runs again
+_DEVICE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def _force_devices(n: int, argv: list[str]) -> None:
+    """Make JAX see ``n`` CPU devices: set XLA_FLAGS before the backend starts, or re-run the command."""
+    if n < 1:
+        raise SystemExit(f"namedax demo: --devices must be at least 1, got {n}")
+    flags = re.sub(rf"{_DEVICE_FLAG}=\S*", "", os.environ.get("XLA_FLAGS", "")).split()
+    os.environ["XLA_FLAGS"] = " ".join([*flags, f"{_DEVICE_FLAG}={n}"])
+    import jax
+
+    found = jax.device_count()  # starts the backend, which reads XLA_FLAGS now unless it already ran
+    if found == n:
+        return
+    if os.environ.get(_REEXEC) == str(n):
+        raise SystemExit(
+            f"namedax demo: --devices {n}: JAX sees {found} {jax.default_backend()} devices even with "
+            f"XLA_FLAGS={os.environ['XLA_FLAGS']!r} (the flag forces CPU devices; on a GPU or TPU use "
+            "--devices with the real device count, or JAX_PLATFORMS=cpu)"
+        )
+    os.environ[_REEXEC] = str(n)
+    print(f"JAX already started with {found} devices; running the demo again with {n}", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "namedax", *argv])
+
+
+def demo(args: argparse.Namespace, argv: list[str] | None = None) -> None:
     if args.grid < 2:
         raise SystemExit("namedax demo: --grid must be at least 2")
+    if args.devices is not None:
+        _force_devices(args.devices, sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     _named_arrays()
     _train(args.steps)
@@ -190,7 +221,7 @@ def demo(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        demo(args)
+        demo(args, argv)
 
 
 if __name__ == "__main__":

@@ -77,23 +77,36 @@ def _axes(op: str, shape: Any) -> tuple[Axis, ...]:
     return axes
 
 
-def _key(op: str, key: Any) -> Any:
-    """One key, typed or legacy; a NamedArray without axes (a key mapped by nx.vmap) is unwrapped."""
+def _check_key(op: str, key: Any) -> Any:
+    """One PRNG key for ``op``, checked the same way across namedax (random, nn, spaces).
+
+    Accepts a typed key (`jax.random.key`, 0-d) or a legacy ``uint32`` `jax.random.PRNGKey` (shape
+    ``(2,)``), returned as given; a NamedArray without axes (one element's key from `split` through
+    `namedax.vmap` or `nn.Stacked`) is unwrapped. Anything else is a TypeError (a ValueError for a
+    NamedArray of several keys), naming ``op`` and saying how to get one key.
+    """
     if isinstance(key, NamedArray):
         if key.axes:
             raise ValueError(
-                f"{op}: `key` is a NamedArray of keys over {key.axes}; draw with a single key, e.g. "
-                f"map over those axes with nx.vmap so that each element gets one"
+                f"{op}: `key` is a NamedArray of keys over {key.axes}; draw with a single key: map over those "
+                "axes with nx.vmap (or nn.Stacked) so that each call gets one"
             )
         key = key.array
+    if key is None:
+        raise TypeError(f"{op}: a PRNG `key` is required, e.g. key=jax.random.key(0)")
     dtype = getattr(key, "dtype", None)
+    ndim = getattr(key, "ndim", None)
     if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        if key.ndim != 0:
-            raise ValueError(f"{op}: `key` must be a single key, got a key array of shape {key.shape}")
+        if ndim != 0:
+            raise _KeyArrayError(
+                f"{op}: `key` must be a single key, got a key array of shape {key.shape}; for one key per "
+                "element of a vmap (or per layer of a Stacked) split the key by name, "
+                "nx.random.split(key, Layers): plain arrays are passed whole, never sliced"
+            )
         return key
-    if dtype == jnp.uint32 and key.ndim == 1:  # legacy jax.random.PRNGKey
+    if dtype == jnp.uint32 and ndim == 1:  # legacy jax.random.PRNGKey (raw key data)
         return key
-    if dtype == jnp.uint32 and key.ndim == 0:  # a legacy key that a vmap mapped along its key data
+    if dtype == jnp.uint32 and ndim == 0:  # a legacy key that a vmap mapped along its key data
         raise TypeError(
             f"{op}: `key` is a single uint32 word, not a key: a legacy jax.random.PRNGKey passed to "
             "nx.vmap is mapped along its key data by the default spec; give it the spec None "
@@ -103,6 +116,11 @@ def _key(op: str, key: Any) -> Any:
         f"{op}: `key` must be a jax.random.key or jax.random.PRNGKey, got "
         f"{type(key).__name__} with shape {getattr(key, 'shape', None)} and dtype {dtype}"
     )
+
+
+class _KeyArrayError(ValueError, TypeError):
+    """Several keys where one is expected: a ValueError (a wrong size) that is also the TypeError
+    namedax.nn raised for it before the key checks were merged."""
 
 
 def _param(op: str, name: str, value: Any, axes: tuple[Axis, ...]) -> Any:
@@ -155,7 +173,7 @@ def split(key: Any, axis: AxisSpec | Axis) -> NamedArray:
         True
     """
     axes = _axes("split", axis)
-    key = _key("split", key)
+    key = _check_key("split", key)
     keys = jrandom.split(key, _shape(axes))
     if not jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
         keys = jrandom.wrap_key_data(keys)
@@ -190,7 +208,7 @@ def normal(key: Any, shape: AxisSpec | Axis, dtype: Any = None) -> NamedArray:
         {'batch': 2, 'embed': 3}
     """
     axes = _axes("normal", shape)
-    return _new(jrandom.normal(_key("normal", key), _shape(axes), dtype), axes)
+    return _new(jrandom.normal(_check_key("normal", key), _shape(axes), dtype), axes)
 
 
 def uniform(key: Any, shape: AxisSpec | Axis, dtype: Any = None, minval: Any = 0.0, maxval: Any = 1.0) -> NamedArray:
@@ -221,7 +239,7 @@ def uniform(key: Any, shape: AxisSpec | Axis, dtype: Any = None, minval: Any = 0
     """
     axes = _axes("uniform", shape)
     lo, hi = _param("uniform", "minval", minval, axes), _param("uniform", "maxval", maxval, axes)
-    return _new(jrandom.uniform(_key("uniform", key), _shape(axes), dtype, lo, hi), axes)
+    return _new(jrandom.uniform(_check_key("uniform", key), _shape(axes), dtype, lo, hi), axes)
 
 
 def bernoulli(key: Any, shape: AxisSpec | Axis, p: Any = 0.5) -> NamedArray:
@@ -249,7 +267,7 @@ def bernoulli(key: Any, shape: AxisSpec | Axis, p: Any = 0.5) -> NamedArray:
                [False,  True]], dtype=bool)
     """
     axes = _axes("bernoulli", shape)
-    return _new(jrandom.bernoulli(_key("bernoulli", key), _param("bernoulli", "p", p, axes), _shape(axes)), axes)
+    return _new(jrandom.bernoulli(_check_key("bernoulli", key), _param("bernoulli", "p", p, axes), _shape(axes)), axes)
 
 
 def randint(key: Any, shape: AxisSpec | Axis, minval: Any, maxval: Any, dtype: Any = None) -> NamedArray:
@@ -277,7 +295,7 @@ def randint(key: Any, shape: AxisSpec | Axis, minval: Any, maxval: Any, dtype: A
     """
     axes = _axes("randint", shape)
     lo, hi = _param("randint", "minval", minval, axes), _param("randint", "maxval", maxval, axes)
-    return _new(jrandom.randint(_key("randint", key), _shape(axes), lo, hi, dtype), axes)
+    return _new(jrandom.randint(_check_key("randint", key), _shape(axes), lo, hi, dtype), axes)
 
 
 def truncated_normal(key: Any, shape: AxisSpec | Axis, lower: Any, upper: Any, dtype: Any = None) -> NamedArray:
@@ -306,7 +324,7 @@ def truncated_normal(key: Any, shape: AxisSpec | Axis, lower: Any, upper: Any, d
     axes = _axes("truncated_normal", shape)
     lo = _param("truncated_normal", "lower", lower, axes)
     hi = _param("truncated_normal", "upper", upper, axes)
-    return _new(jrandom.truncated_normal(_key("truncated_normal", key), lo, hi, _shape(axes), dtype), axes)
+    return _new(jrandom.truncated_normal(_check_key("truncated_normal", key), lo, hi, _shape(axes), dtype), axes)
 
 
 def categorical(key: Any, logits: NamedArray, axis: AxisSelector, shape: AxisSpec | Axis | None = None) -> NamedArray:
@@ -346,7 +364,7 @@ def categorical(key: Any, logits: NamedArray, axis: AxisSelector, shape: AxisSpe
         raise ValueError(f"categorical: the category axis {cat} cannot be in `shape` {extra}")
     out = union_of("categorical", [extra, rest])
     arr = broadcast_to(logits, out + (cat,)).array
-    return _new(jrandom.categorical(_key("categorical", key), arr, axis=-1), out)
+    return _new(jrandom.categorical(_check_key("categorical", key), arr, axis=-1), out)
 
 
 def permutation(
@@ -374,7 +392,7 @@ def permutation(
         >>> sorted(p.array.tolist())
         [0, 1, 2, 3, 4]
     """
-    key = _key("permutation", key)
+    key = _check_key("permutation", key)
     if type(x) is Axis:
         if axis is not None and axis_name(axis) != x.name:
             raise ValueError(f"permutation: `axis` {axis!r} given with the Axis {x}")
@@ -427,7 +445,7 @@ def choice(
         (Axis('draw', 4), Axis('embed', 3))
     """
     axes = _axes("choice", shape)
-    key = _key("choice", key)
+    key = _check_key("choice", key)
     if type(a) is Axis:
         along, arr, i, rest = a, a.size, 0, ()
     elif isinstance(a, NamedArray):
@@ -473,7 +491,7 @@ def _sampler(name: str, params: tuple[str, ...], example: tuple[str, ...], slow:
             raise TypeError(f"{name}: takes the parameters {params} and dtype, got {len(args)} values and {kwargs}")
         axes = _axes(name, shape)
         vals = [_param(name, pn, v, axes) for pn, v in zip(params, args, strict=True)]
-        return _new(jfn(_key(name, key), *vals, _shape(axes), dtype), axes)
+        return _new(jfn(_check_key(name, key), *vals, _shape(axes), dtype), axes)
 
     call = f'nx.random.{name}(jax.random.key(0), {{"batch": 3}}{"".join(", " + e for e in example)})'
     if slow:  # these samplers take seconds to compile: the example only traces them

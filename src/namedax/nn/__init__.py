@@ -94,4 +94,5 @@ from ._linear import Linear as Linear
 from ._mlp import MLP as MLP
 from ._normalization import LayerNorm as LayerNorm
 from ._normalization import RMSNorm as RMSNorm
+from ._normalization import RmsNorm as RmsNorm
 from ._stacked import Stacked as Stacked

@@ -13,7 +13,7 @@ from ..core._named_array import NamedArray
 from ..ops import mean, ones, rsqrt, zeros
 from ..transforms._collectives import mapped_size, pmean
 from ._normalization import _affine, _feature_names
-from ._util import InferenceFlag, InferenceSlot, inference_bool, spec
+from ._util import InferenceFlag, InferenceSlot, inference_bool, module_call, spec
 
 
 class BatchNorm(eqx.Module):
@@ -108,6 +108,7 @@ class BatchNorm(eqx.Module):
         use_bias: bool = True,
         inference: bool = False,
         dtype: Any = jnp.float32,
+        key: Any = None,
     ) -> BatchNorm:
         """A new layer: weight ones, bias zeros, running mean zeros and running variance ones.
 
@@ -124,6 +125,7 @@ class BatchNorm(eqx.Module):
             use_bias: learn an offset over ``axis``.
             inference: start in inference mode.
             dtype: dtype of the parameters and running statistics.
+            key: unused (nothing is random); accepted so that every module's ``init`` takes ``key=``.
 
         Returns:
             A `BatchNorm`.
@@ -139,6 +141,7 @@ class BatchNorm(eqx.Module):
             >>> bn.weight.axes, bn.bias, [s.axes for s in state.get(bn.index)]
             ((Axis('embed', 3),), None, [(Axis('embed', 3),), (Axis('embed', 3),)])
         """
+        del key
         op = "BatchNorm.init"
         axis = spec(axis, op, "axis")
         if not eps >= 0:
@@ -163,6 +166,7 @@ class BatchNorm(eqx.Module):
             inference=inference,
         )
 
+    @module_call
     def __call__(
         self, x: NamedArray, state: eqx.nn.State, *, key: Any = None, inference: Any = None
     ) -> tuple[NamedArray, eqx.nn.State]:
@@ -185,7 +189,8 @@ class BatchNorm(eqx.Module):
                 average over (``x`` holds only feature axes and no mapped ``axis_name``), or in
                 training an ``axis_name`` the input lacks is not mapped by an enclosing
                 `namedax.vmap` / `namedax.pmap`.
-            TypeError: ``inference`` is traced (or not a bool).
+            TypeError: ``inference`` is traced (or not a bool), or ``x`` is a plain array (name its
+                axes first with `namedax.named`).
         """
         features = _feature_names("BatchNorm", self.axis, x)
         if inference is None:

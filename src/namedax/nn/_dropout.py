@@ -12,7 +12,7 @@ from .. import random as nxr
 from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
 from ..core._named_array import NamedArray, named, rearrange
 from ..ops import where, zeros_like
-from ._util import InferenceFlag, InferenceSlot, inference_bool, key_of
+from ._util import InferenceFlag, InferenceSlot, inference_bool, module_call
 
 
 def _check_pdrop(pdrop: Any, op: str) -> float:
@@ -84,7 +84,7 @@ def dropout(
         shared = set() if broadcast_axes is None else {axis_name(a) for a in to_selectors(broadcast_axes)}
         mask_axes = tuple(a for a in x.axes if a.name not in shared)
         q = 1.0 - pdrop
-        mask = nxr.bernoulli(key_of(key, "dropout"), mask_axes, q)
+        mask = nxr.bernoulli(nxr._check_key("dropout", key), mask_axes, q)
         out = where(mask, x / q, 0)
         if out.axes != x.axes:  # the mask lacks the broadcast axes, so where() put them last
             out = rearrange(out, tuple(a.name for a in x.axes))
@@ -142,11 +142,46 @@ class Dropout(eqx.Module):
         self.broadcast_axes = None if broadcast_axes is None else to_selectors(broadcast_axes)
         self._inference = InferenceSlot(inference, "Dropout")
 
+    @classmethod
+    def init(
+        cls,
+        pdrop: float = 0.5,
+        broadcast_axes: AxisSelection | None = None,
+        *,
+        inference: bool = False,
+        key: Any = None,
+    ) -> Dropout:
+        """A new layer, as every namedax module is built (``Dropout(pdrop)`` works as well).
+
+        Args:
+            pdrop: the probability of dropping an element, in ``[0, 1]``.
+            broadcast_axes: axes along which the mask is shared, or None.
+            inference: start with dropout off.
+            key: unused (the mask is drawn at call time); accepted so that every module's ``init``
+                takes ``key=``, e.g. through `Stacked.init`.
+
+        Returns:
+            A `Dropout` (an instance of ``cls``).
+
+        Raises:
+            ValueError: ``pdrop`` is not in ``[0, 1]``.
+            TypeError: ``inference`` is not a bool.
+
+        Examples:
+            >>> import namedax as nx
+            >>> drop = nx.nn.Dropout.init(0.1, broadcast_axes="position")
+            >>> drop.pdrop, drop.broadcast_axes, bool(drop.inference)
+            (0.1, ('position',), False)
+        """
+        del key
+        return cls(pdrop, broadcast_axes, inference)
+
     @property
     def inference(self) -> InferenceFlag:
         """Whether dropout is off by default (a bool-like flag; see the class docstring)."""
         return self._inference.flag
 
+    @module_call
     def __call__(self, x: NamedArray, *, key: Any = None, inference: Any = None) -> NamedArray:
         """Apply dropout to ``x``.
 
@@ -161,6 +196,7 @@ class Dropout(eqx.Module):
 
         Raises:
             ValueError: dropout may be active and ``key`` is None.
+            TypeError: ``x`` is a plain array (name its axes first with `namedax.named`).
         """
         if inference is None:
             inference = self.inference

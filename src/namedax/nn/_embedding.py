@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -13,7 +14,7 @@ from ..core._axis import Axis, AxisSpec, to_axes
 from ..core._named_array import NamedArray
 from ..ops import dot
 from ._normalization import _feature_names
-from ._util import key_of, spec
+from ._util import check_named, module_call, spec
 
 
 class Embedding(eqx.Module):
@@ -40,35 +41,57 @@ class Embedding(eqx.Module):
     Embed: Axis | tuple[Axis, ...] = eqx.field(static=True)
 
     @classmethod
-    def init(cls, Vocab: Axis, Embed: AxisSpec | Axis, initializer_range: float = 0.02, *, key: Any) -> Embedding:
-        """A new table drawn from ``normal(0, initializer_range**2)`` (haliax's and GPT-2's default).
+    def init(
+        cls,
+        Vocab: Axis,
+        Embed: AxisSpec | Axis,
+        initializer_range: float | None = None,
+        *,
+        key: Any,
+        init_scale: float | None = None,
+        dtype: Any = None,
+    ) -> Embedding:
+        """A new table drawn from ``normal(0, init_scale**2)`` (GPT-2's default standard deviation 0.02).
 
         Args:
             Vocab: the vocabulary axis, one `Axis`.
             Embed: the embedding axis (or several).
-            initializer_range: the standard deviation of the entries.
+            initializer_range: the old name of ``init_scale`` (positional or keyword), kept as an alias.
             key: a PRNG key.
+            init_scale: the standard deviation of the entries (default 0.02). haliax's
+                ``Embedding.init`` has the same keyword but draws a truncated normal divided by the
+                ``Embed`` size; namedax keeps the plain standard deviation.
+            dtype: the table's float dtype (default: JAX's default float).
 
         Returns:
             An `Embedding` (an instance of ``cls``).
 
         Raises:
-            TypeError: ``Vocab`` is not one `Axis`, an axis lacks a size, or ``key`` is not a key.
+            TypeError: ``Vocab`` is not one `Axis`, an axis lacks a size, ``key`` is not a key, or both
+                ``init_scale`` and ``initializer_range`` are given.
             ValueError: ``Embed`` shares a name with ``Vocab``.
 
         Examples:
             >>> import jax
             >>> import namedax as nx
-            >>> emb = nx.nn.Embedding.init(nx.Axis("vocab", 10), nx.Axis("embed", 4), key=jax.random.key(0))
+            >>> Vocab, Embed = nx.Axis("vocab", 10), nx.Axis("embed", 4)
+            >>> emb = nx.nn.Embedding.init(Vocab, Embed, key=jax.random.key(0))
             >>> emb.weight.shape
             {'vocab': 10, 'embed': 4}
+            >>> wide = nx.nn.Embedding.init(Vocab, Embed, key=jax.random.key(0), init_scale=1.0)
+            >>> bool((wide.weight.array * 0.02 == emb.weight.array).all())
+            True
         """
+        op = "Embedding.init"
+        if initializer_range is not None and init_scale is not None:
+            raise TypeError(f"{op}: give `init_scale` only (`initializer_range` is its old name), not both")
+        scale = next((v for v in (init_scale, initializer_range) if v is not None), 0.02)
         if type(Vocab) is not Axis:
-            raise TypeError(f"Embedding.init: `Vocab` must be one Axis, got {Vocab!r}")
-        Embed = spec(Embed, "Embedding.init", "Embed")
+            raise TypeError(f"{op}: `Vocab` must be one Axis, got {Vocab!r}")
+        Embed = spec(Embed, op, "Embed")
         if any(a.name == Vocab.name for a in to_axes(Embed)):
-            raise ValueError(f"Embedding.init: `Embed` {Embed} reuses the name of `Vocab` {Vocab}")
-        weight = nxr.normal(key_of(key, "Embedding.init"), (Vocab,) + to_axes(Embed)) * initializer_range
+            raise ValueError(f"{op}: `Embed` {Embed} reuses the name of `Vocab` {Vocab}")
+        weight = nxr.normal(nxr._check_key(op, key), (Vocab,) + to_axes(Embed), dtype) * scale
         return cls(weight=weight, Vocab=Vocab, Embed=Embed)
 
     def __call__(self, ids: NamedArray | int, *, key: Any = None) -> NamedArray:
@@ -111,12 +134,13 @@ class Embedding(eqx.Module):
                     "rename them"
                 )
         elif not (isinstance(ids, int | np.integer) and not isinstance(ids, bool)):
-            raise TypeError(
-                f"Embedding: ids must be an integer NamedArray or an int, got {type(ids).__name__}"
-                + (f" of shape {getattr(ids, 'shape')}; name its axes with nx.named" if hasattr(ids, "shape") else "")
-            )
-        return self.weight[self.Vocab.name, ids]
+            if hasattr(ids, "shape"):
+                check_named(ids, "Embedding", "`ids` (an integer NamedArray or an int)")
+            raise TypeError(f"Embedding: ids must be an integer NamedArray or an int, got {type(ids).__name__}")
+        with jax.named_scope("Embedding"):
+            return self.weight[self.Vocab.name, ids]
 
+    @module_call
     def unembed(self, x: NamedArray) -> NamedArray:
         """Logits over ``Vocab``: the dot product of ``x`` with every vector (tied output embedding).
 

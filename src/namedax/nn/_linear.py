@@ -11,7 +11,7 @@ from .. import random as nxr
 from ..core._axis import Axis, AxisSpec, axis_size, to_axes
 from ..core._named_array import AxisNotFoundError, NamedArray
 from ..ops import dot, zeros
-from ._util import key_of, spec
+from ._util import module_call, spec
 
 
 class Linear(eqx.Module):
@@ -54,6 +54,7 @@ class Linear(eqx.Module):
         use_bias: bool = True,
         out_first: bool = True,
         init_scale: float = 1.0,
+        dtype: Any = None,
     ) -> Linear:
         """A new layer with random weights and a zero bias.
 
@@ -70,6 +71,7 @@ class Linear(eqx.Module):
             use_bias: add a bias over ``Out`` (initialised to zero).
             out_first: lay the weight out as ``Out + In`` (PyTorch's order, the default) or ``In + Out``.
             init_scale: a factor on the weight's scale.
+            dtype: the parameters' float dtype (default: JAX's default float, float32 unless x64 is on).
 
         Returns:
             A `Linear` (an instance of ``cls``, so subclasses inherit this constructor).
@@ -94,12 +96,13 @@ class Linear(eqx.Module):
                 f"axis twice: give the output another name (e.g. Out=Axis({shared[0] + '_out'!r}, size)) "
                 "and rename it back with nx.rename if needed"
             )
-        k = key_of(key, "Linear.init")
+        k = nxr._check_key("Linear.init", key)
         joint = outs + ins if out_first else ins + outs
-        weight = nxr.truncated_normal(k, joint, -3.0, 3.0) * (init_scale / math.sqrt(axis_size(ins)))
-        bias = zeros(outs) if use_bias else None
+        weight = nxr.truncated_normal(k, joint, -3.0, 3.0, dtype) * (init_scale / math.sqrt(axis_size(ins)))
+        bias = zeros(outs, dtype=weight.dtype) if use_bias else None
         return cls(weight=weight, bias=bias, In=In, Out=Out)
 
+    @module_call
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Apply the layer: contract ``In``, add ``Out`` (and the bias).
 
@@ -111,6 +114,7 @@ class Linear(eqx.Module):
             A NamedArray over the other axes of ``x`` (in their order), then ``Out``.
 
         Raises:
+            TypeError: ``x`` is a plain array (name its axes first with `namedax.named`).
             AxisNotFoundError: ``x`` lacks an ``In`` axis (the message lists the axes it has).
             ValueError: an ``In`` axis has another size in ``x``, or ``x`` already has an ``Out`` axis.
         """

@@ -8,11 +8,12 @@ from typing import Any
 import equinox as eqx
 import jax
 
+from .. import random as nxr
 from ..core._axis import Axis, AxisSpec, to_axes
 from ..core._named_array import NamedArray
 from ._activations import relu
 from ._linear import Linear
-from ._util import key_of, spec
+from ._util import module_call, spec
 
 
 class MLP(eqx.Module):
@@ -57,6 +58,9 @@ class MLP(eqx.Module):
         key: Any,
         use_bias: bool = True,
         use_final_bias: bool = True,
+        out_first: bool = True,
+        init_scale: float = 1.0,
+        dtype: Any = None,
     ) -> MLP:
         """A new MLP; each `Linear` is initialised by `Linear.init` with its own key.
 
@@ -69,6 +73,9 @@ class MLP(eqx.Module):
             key: a PRNG key.
             use_bias: biases on the hidden layers.
             use_final_bias: a bias on the last layer.
+            out_first: the weights' layout, as in `Linear.init`.
+            init_scale: a factor on every weight's scale, as in `Linear.init`.
+            dtype: the parameters' float dtype (default: JAX's default float).
 
         Returns:
             An `MLP` (an instance of ``cls``).
@@ -100,14 +107,18 @@ class MLP(eqx.Module):
         clash = sorted(outer & {a.name for a in hidden})
         if clash:
             raise ValueError(f"{op}: the hidden axes {Hidden}, {Hidden2} clash with In={In} or Out={Out} on {clash}")
-        keys = jax.random.split(key_of(key, op), depth + 1)
+        keys = jax.random.split(nxr._check_key(op, key), depth + 1)
         dims: list = [In, *hidden, Out]
         layers = tuple(
-            Linear.init(dims[i], dims[i + 1], key=keys[i], use_bias=use_bias if i < depth else use_final_bias)
+            Linear.init(
+                dims[i], dims[i + 1], key=keys[i], use_bias=use_bias if i < depth else use_final_bias,
+                out_first=out_first, init_scale=init_scale, dtype=dtype,
+            )
             for i in range(depth + 1)
         )
         return cls(layers=layers, activation=activation, In=In, Out=Out)
 
+    @module_call
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Apply the layers in order, with the activation between them (``key`` is unused).
 
@@ -116,6 +127,9 @@ class MLP(eqx.Module):
 
         Returns:
             A NamedArray over the other axes of ``x``, then ``Out``.
+
+        Raises:
+            TypeError: ``x`` is a plain array (name its axes first with `namedax.named`).
         """
         del key
         for layer in self.layers[:-1]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import equinox as eqx
 
 from ..core._axis import Axis, AxisSpec, to_axes
 from ..core._named_array import AxisNotFoundError, NamedArray
 from ..ops import mean, ones, rsqrt, var, zeros
-from ._util import spec
+from ._util import module_call, spec
 
 
 class _Norm(eqx.Module):
@@ -19,7 +21,16 @@ class _Norm(eqx.Module):
     _use_bias_default = True
 
     @classmethod
-    def init(cls, axis: AxisSpec | Axis, eps: float = 1e-5, use_weight: bool = True, use_bias: bool | None = None):
+    def init(
+        cls,
+        axis: AxisSpec | Axis,
+        eps: float = 1e-5,
+        use_weight: bool = True,
+        use_bias: bool | None = None,
+        *,
+        dtype: Any = None,
+        key: Any = None,
+    ):
         """A new layer over ``axis``: weight ones, bias zeros (so it starts as the plain normalisation).
 
         Args:
@@ -27,6 +38,9 @@ class _Norm(eqx.Module):
             eps: added to the variance (mean square for `RMSNorm`) before the square root.
             use_weight: learn a scale over ``axis``.
             use_bias: learn an offset over ``axis`` (default: True for `LayerNorm`, False for `RMSNorm`).
+            dtype: the parameters' float dtype (default: JAX's default float). haliax's ``dtype`` is
+                a compute dtype instead; here the input's dtype is kept by the usual promotion.
+            key: unused (nothing is random); accepted so that every module's ``init`` takes ``key=``.
 
         Returns:
             An instance of ``cls``.
@@ -41,6 +55,7 @@ class _Norm(eqx.Module):
             >>> norm.weight.axes, norm.bias
             ((Axis('embed', 4),), None)
         """
+        del key
         op = f"{cls.__name__}.init"
         axis = spec(axis, op, "axis")
         if not eps >= 0:
@@ -50,8 +65,8 @@ class _Norm(eqx.Module):
         axes = to_axes(axis)
         return cls(
             axis=axis,
-            weight=ones(axes) if use_weight else None,
-            bias=zeros(axes) if use_bias else None,
+            weight=ones(axes, dtype=dtype) if use_weight else None,
+            bias=zeros(axes, dtype=dtype) if use_bias else None,
             eps=float(eps),
         )
 
@@ -107,10 +122,12 @@ class LayerNorm(_Norm):
         ([0.0, 0.0], [1.0, 1.0])
     """
 
+    @module_call
     def __call__(self, x: NamedArray, *, key=None) -> NamedArray:
         """Normalise ``x`` over ``axis`` (``key`` is unused).
 
         Raises:
+            TypeError: ``x`` is a plain array (name its axes first with `namedax.named`).
             AxisNotFoundError: ``x`` lacks a normalised axis (the message lists the axes it has).
             ValueError: a normalised axis has another size in ``x``.
         """
@@ -143,12 +160,17 @@ class RMSNorm(_Norm):
 
     _use_bias_default = False
 
+    @module_call
     def __call__(self, x: NamedArray, *, key=None) -> NamedArray:
         """Normalise ``x`` over ``axis`` (``key`` is unused).
 
         Raises:
+            TypeError: ``x`` is a plain array (name its axes first with `namedax.named`).
             AxisNotFoundError: ``x`` lacks a normalised axis (the message lists the axes it has).
             ValueError: a normalised axis has another size in ``x``.
         """
         names = self._names(x)
         return self._affine(x * rsqrt(mean(x * x, axis=names) + self.eps))
+
+
+RmsNorm = RMSNorm  # haliax's name for it

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
 from ..core._axis import Axis, AxisSpec, check_unique, to_axes
 from ..core._named_array import NamedArray
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def spec(axes: AxisSpec | Axis, op: str, what: str) -> Axis | tuple[Axis, ...]:
@@ -33,33 +35,31 @@ def spec(axes: AxisSpec | Axis, op: str, what: str) -> Axis | tuple[Axis, ...]:
     return out
 
 
-def key_of(key: Any, op: str) -> Any:
-    """A single PRNG key; a NamedArray without axes (one layer's key from ``nx.random.split``
-    through `Stacked` or `namedax.vmap`) is unwrapped."""
-    if isinstance(key, NamedArray):
-        if key.axes:
-            raise ValueError(
-                f"{op}: `key` is a NamedArray of keys over {key.axes}; pass a single key (map over "
-                "those axes with nx.vmap or Stacked so that each call gets one)"
-            )
-        key = key.array
-    if key is None:
-        raise TypeError(f"{op}: a PRNG `key` is required, e.g. key=jax.random.key(0)")
-    dtype = getattr(key, "dtype", None)
-    ndim = getattr(key, "ndim", None)
-    typed = dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key)
-    if (typed and ndim == 0) or (not typed and dtype == "uint32" and ndim == 1):
-        return key
-    hint = ""
-    if typed and ndim:
-        hint = (
-            "; for one key per layer of a Stacked (or per element of a vmap) split the key by name, "
-            "nx.random.split(key, Layers): plain arrays are passed whole, never sliced"
-        )
+def check_named(x: Any, op: str, what: str = "the input") -> None:
+    """Refuse a plain array where a module needs a NamedArray: modules find their axes by name, so
+    the axes must be named first (`namedax.named`)."""
+    if isinstance(x, NamedArray):
+        return
+    shape = getattr(x, "shape", None)
+    kind = f"a plain array of shape {tuple(shape)}" if shape is not None else type(x).__name__
     raise TypeError(
-        f"{op}: `key` must be one jax.random.key (or legacy PRNGKey), got {type(key).__name__} "
-        f"with shape {getattr(key, 'shape', None)} and dtype {dtype}{hint}"
+        f"{op}: {what} must be a NamedArray, got {kind}; name its axes first, e.g. "
+        f"nx.named(x, ('batch', 'embed')) with one name per dimension"
     )
+
+
+def module_call(fn: F) -> F:
+    """Wrap a module's ``__call__(self, x, ...)``: check that ``x`` is a NamedArray and run the call
+    under ``jax.named_scope(<class name>)``, so the module shows by name in profiles and HLO."""
+
+    @functools.wraps(fn)
+    def call(self, x, *args, **kwargs):
+        name = type(self).__name__
+        check_named(x, name)
+        with jax.named_scope(name):
+            return fn(self, x, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 # ---- the ``inference`` flag ------------------------------------------------------------------------
