@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new
-from ..random import _key as _random_key
+from ..random import _check_key as _random_key
 from . import _gen as _g
 from ._base import (
     _MAX_N,
