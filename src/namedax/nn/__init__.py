@@ -103,4 +103,7 @@ from ._masks import padding_mask as padding_mask
 from ._masks import prefix_lm_mask as prefix_lm_mask
 from ._masks import segment_mask as segment_mask
 from ._masks import sliding_window_mask as sliding_window_mask
+from ._rotary import alibi_bias as alibi_bias
+from ._rotary import alibi_slopes as alibi_slopes
+from ._rotary import rotary_embedding as rotary_embedding
 # --- end attention ---
