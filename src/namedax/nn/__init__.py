@@ -106,4 +106,6 @@ from ._masks import sliding_window_mask as sliding_window_mask
 from ._rotary import alibi_bias as alibi_bias
 from ._rotary import alibi_slopes as alibi_slopes
 from ._rotary import rotary_embedding as rotary_embedding
+from ._mha import KVCache as KVCache
+from ._mha import MultiHeadAttention as MultiHeadAttention
 # --- end attention ---
