@@ -42,6 +42,12 @@ def name(a, names, order):
     return nx.rearrange(nx.named(jnp.asarray(a), tuple(names)), tuple(order))
 
 
+def attend(q, k, v, q_order, **kw):
+    """Attention of the canonical (b, t, n, d) arrays, the query's axes put in ``q_order``."""
+    kv = [name(a, "bsnd", "bsnd") for a in (k, v)]
+    return nx.nn.dot_product_attention(name(q, "btnd", q_order), *kv, q_axis="t", kv_axis="s", head_axis="d", **kw)
+
+
 ORDERS_Q = [("b", "t", "n", "d"), ("n", "b", "d", "t"), ("d", "t", "b", "n")]
 ORDERS_K = [("b", "s", "n", "d"), ("s", "d", "n", "b")]
 
@@ -61,16 +67,7 @@ def test_causal_mask_and_bias_by_name():
     r = np.random.default_rng(5)
     bias = r.normal(size=(N, T, S)).astype(np.float32)
     mask = nx.nn.causal_mask(nx.Axis("t", T), nx.Axis("s", S), q_offset=1)
-    out = nx.nn.dot_product_attention(
-        name(q, "btnd", ("n", "t", "b", "d")),
-        name(k, "bsnd", "bsnd"),
-        name(v, "bsnd", "bsnd"),
-        q_axis="t",
-        kv_axis="s",
-        head_axis="d",
-        mask=mask,
-        bias=name(bias, "nts", ("s", "n", "t")),
-    )
+    out = attend(q, k, v, ("n", "t", "b", "d"), mask=mask, bias=name(bias, "nts", ("s", "n", "t")))
     ref_mask = (np.arange(S)[None, :] <= np.arange(T)[:, None] + 1)[None, None]
     assert_named_close(out, reference(q, k, v, ref_mask, bias[None]), "btnd", atol=1e-5)
 
@@ -78,8 +75,10 @@ def test_causal_mask_and_bias_by_name():
 def test_scale_and_jit_match_eager():
     q, k, v = qkv(2)
     args = [name(q, "btnd", "btnd"), name(k, "bsnd", "bsnd"), name(v, "bsnd", "bsnd")]
+
     def f(q, k, v, sc):
         return nx.nn.dot_product_attention(q, k, v, q_axis="t", kv_axis="s", head_axis="d", scale=sc)
+
     eager = f(*args, 0.5)
     jitted = jax.jit(f)(*args, 0.5)
     assert_named_close(eager, reference(q, k, v, scale=0.5), "btnd", atol=1e-5)
@@ -127,8 +126,10 @@ def test_grouped_query_attention():
             mask=mask,
         )
         ref_mask = (np.arange(S)[None, :] <= np.arange(T)[:, None])[None, None]
+
         def rep(a):
             return np.repeat(a, G, axis=2)  # kv head k serves query heads k*G ... k*G+G-1
+
         ref = reference(q.reshape(B, T, KV * G, D), rep(k), rep(v), ref_mask).reshape(B, T, KV, G, D)
         assert_named_close(out, ref, ("b", "t", "kv", "g", "d"), atol=1e-5)
 
@@ -139,8 +140,10 @@ def test_multi_query_attention_key_without_heads():
     out = nx.nn.dot_product_attention(
         name(q, "btnd", "btnd"), name(k1, "bsd", "sdb"), name(v1, "bsd", "bsd"), q_axis="t", kv_axis="s", head_axis="d"
     )
+
     def rep(a):
         return np.repeat(a[:, :, None], N, axis=2)
+
     assert_named_close(out, reference(q, rep(k1), rep(v1)), "btnd", atol=1e-5)
 
 
@@ -197,8 +200,10 @@ def test_gradients_match_reference(path):
         return jnp.sum(nx.rearrange(o, ("b", "t", "n", "e")).array * w)
 
     w = jnp.asarray(np.random.default_rng(2).normal(size=(B, T, N, v.shape[-1])).astype(np.float32))
+
     def ref_loss(q, k, v, bias):
         return jnp.sum(reference(q, k, v, m[None, None], bias[None]) * w)
+
     args = tuple(jnp.asarray(a) for a in (q, k, v, bias))
     got = jax.jit(jax.grad(named_loss, argnums=(0, 1, 2, 3)))(*args)
     want = jax.grad(ref_loss, argnums=(0, 1, 2, 3))(*args)
@@ -232,15 +237,7 @@ def test_every_mask_kind():
         ),
     }
     for label, (mask, ref_mask) in cases.items():
-        out = nx.nn.dot_product_attention(
-            name(q, "btnd", ("n", "b", "t", "d")),
-            name(k, "bsnd", "bsnd"),
-            name(v, "bsnd", "bsnd"),
-            q_axis="t",
-            kv_axis="s",
-            head_axis="d",
-            mask=mask,
-        )
+        out = attend(q, k, v, ("n", "b", "t", "d"), mask=mask)
         try:
             assert_named_close(out, reference(q, k, v, ref_mask), "btnd", atol=1e-5)
         except AssertionError as e:
@@ -249,8 +246,10 @@ def test_every_mask_kind():
 
 def test_errors_name_the_operation():
     q, k, v = (nx.named(jnp.asarray(a), tuple(n)) for a, n in zip(qkv(), ["btnd", "bsnd", "bsnd"], strict=True))
+
     def call(*a, **kw):
         return nx.nn.dot_product_attention(*a, **{"q_axis": "t", "kv_axis": "s", "head_axis": "d", **kw})
+
     with pytest.raises(ValueError, match="dot_product_attention.*q_axis and kv_axis"):
         nx.nn.dot_product_attention(q, q, q, q_axis="t", kv_axis="t", head_axis="d")
     with pytest.raises(KeyError, match="dot_product_attention.*'s'"):
