@@ -96,3 +96,17 @@ from ._normalization import LayerNorm as LayerNorm
 from ._normalization import RMSNorm as RMSNorm
 from ._normalization import RmsNorm as RmsNorm
 from ._stacked import Stacked as Stacked
+
+# --- attention (owned by nn/_attention.py, _masks.py, _rotary.py, _mha.py) ---
+from ._attention import dot_product_attention as dot_product_attention
+from ._masks import causal_mask as causal_mask
+from ._masks import padding_mask as padding_mask
+from ._masks import prefix_lm_mask as prefix_lm_mask
+from ._masks import segment_mask as segment_mask
+from ._masks import sliding_window_mask as sliding_window_mask
+from ._rotary import alibi_bias as alibi_bias
+from ._rotary import alibi_slopes as alibi_slopes
+from ._rotary import rotary_embedding as rotary_embedding
+from ._mha import KVCache as KVCache
+from ._mha import MultiHeadAttention as MultiHeadAttention
+# --- end attention ---

@@ -174,3 +174,10 @@ from ._shape import (
     unflatten_axis as unflatten_axis,
 )
 # --- end shape ---
+
+# --- dynamic slicing (owned by ops/_dynamic_slice.py) ---
+from ._dynamic_slice import (
+    slice as slice,
+    updated_slice as updated_slice,
+)
+# --- end dynamic slicing ---
