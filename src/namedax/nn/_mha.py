@@ -37,12 +37,12 @@ import jax.numpy as jnp
 from ..core._axis import Axis, AxisSpec, to_axes
 from ..core._named_array import AxisNotFoundError, NamedArray, _new, rearrange, rename
 from ..ops import flatten_axes, unflatten_axis, updated_slice, zeros
+from ..random import _check_key
 from ._attention import dot_product_attention
 from ._dropout import Dropout
 from ._linear import Linear
 from ._masks import causal_mask
 from ._rotary import rotary_embedding
-from ._util import key_of
 
 
 class KVCache(eqx.Module):
@@ -157,7 +157,7 @@ class MultiHeadAttention(eqx.Module):
             raise ValueError(f"{op}: KVHeads={KVHeads} must divide Heads={Heads} and have another name")
         if Pos == KPos:
             raise ValueError(f"{op}: Pos and KPos are both {Pos!r}; the keys' sequence axis needs its own name")
-        kq, kk, kv, ko = jax.random.split(key_of(key, op), 4)
+        kq, kk, kv, ko = jax.random.split(_check_key(op, key), 4)
         kvh = KVHeads or Heads
         return cls(
             q_proj=Linear.init(Embed, (Heads, HeadSize), key=kq, use_bias=use_bias),
