@@ -253,7 +253,7 @@ def test_error_bad_arguments():
         nx.map(lambda v: v, (L, E))
     with pytest.raises(TypeError, match="must return a pair"):
         nx.scan(lambda c, w: c, L)(0.0, _x("le"))
-    with pytest.raises(TypeError, match="`f` must be callable"):
+    with pytest.raises(TypeError, match="`fn` must be callable"):
         nx.scan(3, L)
 
 
@@ -266,7 +266,7 @@ def test_errors_name_the_function_called_and_its_parameters():
         nx.fold(lambda c, w: nx.ones(F), L)(nx.ones(E), _x("le"))
     with pytest.raises(ValueError, match=r"^fold: no argument has axis 'zz'"):
         nx.fold(lambda c: c, "zz")(0.0)
-    with pytest.raises(TypeError, match=r"^fold: `f` must be callable"):
+    with pytest.raises(TypeError, match=r"^fold: `fn` must be callable"):
         nx.fold(3, L)
     with pytest.raises(ValueError, match=r"^map: argument 's' \(float\) is selected by `is_mapped`"):
         nx.map(lambda w, s: w, L, is_mapped=True)(_x("le"), 3.0)
