@@ -556,13 +556,13 @@ class Stacked(eqx.Module, Generic[M]):
 
         Args:
             i: the layer index; negative counts from the end. Under `jax.jit` a traced integer
-                scalar works too (not range-checked).
+                scalar works too; out of range, it raises when the program runs (`equinox.error_if`).
 
         Returns:
             The module of layer ``i``.
 
         Raises:
-            IndexError: ``i`` is out of range.
+            IndexError: ``i`` is out of range (a traced ``i``: an `equinox.EquinoxRuntimeError` at run time).
             TypeError: ``i`` is not an integer.
 
         Examples:
@@ -575,13 +575,18 @@ class Stacked(eqx.Module, Generic[M]):
             (Axis('out', 1), Axis('embed', 2))
         """
         n = self.Layers.size
+        if isinstance(i, jax.Array) and not isinstance(i, jax.core.Tracer) and i.ndim == 0:
+            if jnp.issubdtype(i.dtype, jnp.integer):
+                i = int(i)  # a concrete array index: checked now, like an int
         if isinstance(i, int | np.integer) and not isinstance(i, bool):
             if not -n <= i < n:
                 raise IndexError(f"Stacked.get_layer: index {i} is out of range for {self.Layers}")
             i = int(i) % n
-        elif not (
-            hasattr(i, "dtype") and np.ndim(i) == 0 and np.issubdtype(np.dtype(i.dtype), np.integer)  # type: ignore[union-attr]
-        ):
+        elif hasattr(i, "dtype") and np.ndim(i) == 0 and np.issubdtype(np.dtype(i.dtype), np.integer):  # type: ignore[union-attr]
+            # known only at run time: checked there (an error under jit, as equinox's error_if does)
+            i = eqx.error_if(i, (i < -n) | (i >= n), f"Stacked.get_layer: index out of range for {self.Layers}")
+            i = jnp.where(i < 0, i + n, i)
+        else:
             raise TypeError(f"Stacked.get_layer: the index must be an int, got {type(i).__name__}: {i!r}")
         name = self.Layers.name
 
