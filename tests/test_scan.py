@@ -253,7 +253,7 @@ def test_error_bad_arguments():
         nx.map(lambda v: v, (L, E))
     with pytest.raises(TypeError, match="must return a pair"):
         nx.scan(lambda c, w: c, L)(0.0, _x("le"))
-    with pytest.raises(TypeError, match="`f` must be callable"):
+    with pytest.raises(TypeError, match="`fn` must be callable"):
         nx.scan(3, L)
 
 
@@ -266,9 +266,111 @@ def test_errors_name_the_function_called_and_its_parameters():
         nx.fold(lambda c, w: nx.ones(F), L)(nx.ones(E), _x("le"))
     with pytest.raises(ValueError, match=r"^fold: no argument has axis 'zz'"):
         nx.fold(lambda c: c, "zz")(0.0)
-    with pytest.raises(TypeError, match=r"^fold: `f` must be callable"):
+    with pytest.raises(TypeError, match=r"^fold: `fn` must be callable"):
         nx.fold(3, L)
     with pytest.raises(ValueError, match=r"^map: argument 's' \(float\) is selected by `is_mapped`"):
         nx.map(lambda w, s: w, L, is_mapped=True)(_x("le"), 3.0)
     with pytest.raises(ValueError, match=r"^map: .*leading dimension size 4; pass is_mapped=\.\.\. to leave it whole"):
         nx.map(lambda w, p: w, L)(_x("le"), jnp.ones(4))
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 14: eager calls reuse their trace; one name per option (old names kept); state= on the loops
+# ---------------------------------------------------------------------------------------------
+
+
+def test_eager_calls_reuse_the_trace():
+    traces = []
+
+    def step(h, w):
+        traces.append(1)
+        return h * w, h["e", 0]
+
+    def fstep(h, w):
+        traces.append(1)
+        return h * w
+
+    def mstep(w):
+        traces.append(1)
+        return w * 2.0
+
+    for make, call in [
+        (lambda: nx.scan(step, "l"), lambda g, x: g(nx.ones(E), x)),
+        (lambda: nx.fold(fstep, "l"), lambda g, x: g(nx.ones(E), x)),
+        (lambda: nx.map(mstep, "l"), lambda g, x: g(x)),
+    ]:
+        traces.clear()
+        g = make()
+        for seed in range(3):  # new values, same structure: one trace
+            call(g, _x("le", seed))
+        call(make(), _x("le", 3))  # the same function through a new wrapper: still cached
+        assert len(traces) == 1, len(traces)
+        call(g, nx.named(jnp.ones((5, 2)), ("l", "e")))  # another shape: traced again
+        assert len(traces) == 2, len(traces)
+    # the cached result is the right one (a Python loop as reference)
+    w = _x("le", 5)
+    got = nx.fold(lambda h, w: h * w + 1.0, L)(nx.ones(E), w)
+    ref = np.ones(2, np.float32)
+    for i in range(3):
+        ref = ref * np.asarray(w.array[i]) + 1.0
+    np.testing.assert_allclose(np.asarray(got.array), ref, rtol=1e-6)
+
+
+def test_old_option_names_are_aliases():
+    w, h0 = _x("le"), _x("e", seed=1)
+    ref_h, ref_ys = nx.scan(_step, L)(h0, w)
+    for kw in [dict(f=_step), dict(fn=_step)]:
+        h, ys = nx.scan(axis=L, **kw)(h0, w)
+        np.testing.assert_allclose(np.asarray(h.array), np.asarray(ref_h.array))
+    pol = jax.checkpoint_policies.nothing_saveable
+    opts_list = [dict(remat=True), dict(gradient_checkpointing=True), dict(remat=pol), dict(gradient_checkpointing=pol)]
+    for opts in opts_list:
+        g = jax.grad(lambda w: nx.scan(_step, L, **opts)(h0, w)[0].sum().array)(w)
+        rg = jax.grad(lambda a: jax.lax.scan(_step_pos, h0.array, a)[0].sum())(w.array)
+        np.testing.assert_allclose(np.asarray(g.array), np.asarray(rg), rtol=1e-5)
+    plain = jnp.arange(6.0).reshape(3, 2)
+    for opts in [dict(is_scanned=False), dict(default=None)]:  # the plain array goes whole to each step
+        _, ys = nx.scan(lambda c, p: (c, p.sum()), L, **opts)(0.0, plain)
+        np.testing.assert_allclose(np.asarray(ys), [15.0, 15.0, 15.0])
+    # default speaks vmap's spec language: slice a plain array along its second dimension
+    _, ys = nx.scan(lambda c, p: (c, p.sum()), L, default=1)(0.0, plain.T)
+    np.testing.assert_allclose(np.asarray(ys), np.asarray(plain.sum(axis=1)))
+    for opts in [dict(is_mapped=lambda x: False), dict(default=None)]:
+        y = nx.map(lambda v, p: v * p.sum(), L, **opts)(_x("l"), plain)
+        np.testing.assert_allclose(np.asarray(y.array), np.asarray(_x("l").array) * 15.0, rtol=1e-6)
+    assert nx.fold(f=lambda c, v: c + v, axis=L)(0.0, jnp.arange(3.0)) == 3.0
+    with pytest.raises(TypeError, match="`default` and `is_scanned` are the same option"):
+        nx.scan(_step, L, default=None, is_scanned=False)
+    with pytest.raises(TypeError, match="`gradient_checkpointing` and `remat` are the same option"):
+        nx.scan(_step, L, remat=True, gradient_checkpointing=True)
+    with pytest.raises(TypeError, match="`gradient_checkpointing` must be False, True"):
+        nx.fold(_step, L, gradient_checkpointing="yes")
+
+
+def test_scan_and_fold_thread_a_state_like_a_python_loop():
+    w, h0 = _x("le"), _x("e", seed=1)
+
+    def step(h, w, st):
+        new = {"n": st["n"] + 1, "total": st["total"] + w}
+        return (h * w + 1.0, h["e", 0]), new
+
+    st0 = {"n": jnp.array(0), "total": nx.zeros(E)}
+    (h, ys), st = nx.scan(step, L, state="st")(h0, w, st0)
+    rh, rst, rys = np.asarray(h0.array), {"n": 0, "total": np.zeros(2, np.float32)}, []
+    for i in range(3):
+        wi = np.asarray(w.array[i])
+        rys.append(rh[0])
+        rh = rh * wi + 1.0
+        rst = {"n": rst["n"] + 1, "total": rst["total"] + wi}
+    np.testing.assert_allclose(np.asarray(h.array), rh, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(ys.array), rys, rtol=1e-6)
+    assert int(st["n"]) == 3 and st["total"].axes == (E,)
+    np.testing.assert_allclose(np.asarray(st["total"].array), rst["total"], rtol=1e-6)
+    # fold, the state by position (the carry is parameter 0) and as an eqx.nn.State found by type
+    h2, st2 = nx.fold(lambda h, w, st: (h * w + 1.0, step(h, w, st)[1]), L, state=2)(h0, w, st0)
+    np.testing.assert_allclose(np.asarray(h2.array), rh, rtol=1e-6)
+    assert int(st2["n"]) == 3
+    with pytest.raises(ValueError, match="`state=0` names the carry"):
+        nx.fold(lambda h, w: h, L, state=0)(h0, w)
+    with pytest.raises(ValueError, match=r"^fold over 'l': the state 'st' must keep its structure and axes"):
+        nx.fold(lambda h, w, st: (h, {"n": st["n"], "total": nx.zeros(F)}), L, state="st")(h0, w, st0)

@@ -405,3 +405,22 @@ def test_call_errors(stack, x):
         nx.nn.Stacked.init(L, Block)(E, M, key=jax.random.split(jax.random.key(0), 4), pdrop=0.5).fold(
             x, key=jax.random.split(jax.random.key(1), 4)
         )
+
+
+def test_get_layer_index_known_at_run_time_is_range_checked():
+    # issue 14 item 8: a traced index out of range is an error when the program runs (eqx.error_if);
+    # a concrete one (int or concrete jax scalar) raises IndexError at once
+    Layers = nx.Axis("layers", 3)
+    stack = nx.nn.Stacked.init(Layers, nx.nn.LayerNorm)(nx.Axis("embed", 2))
+    w = np.arange(3.0)[:, None] * np.ones((3, 2))
+    stack = eqx.tree_at(lambda s: s.stacked.weight, stack, nx.named(jnp.asarray(w), stack.stacked.weight.axes))
+    pick = eqx.filter_jit(lambda s, i: s.get_layer(i).weight.array)
+    np.testing.assert_array_equal(pick(stack, jnp.int32(2)), w[2])
+    np.testing.assert_array_equal(pick(stack, jnp.int32(-1)), w[2])  # negative counts from the end
+    for bad in (3, -4):
+        with pytest.raises(eqx.EquinoxRuntimeError, match="Stacked.get_layer: index out of range"):
+            jax.block_until_ready(pick(stack, jnp.int32(bad)))
+    with pytest.raises(IndexError, match="index 3 is out of range"):
+        stack.get_layer(jnp.int32(3))
+    with pytest.raises(IndexError, match="index -4 is out of range"):
+        stack.get_layer(-4)

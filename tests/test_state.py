@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import namedax as nx
-from helpers import assert_named_close, run_with_devices, tree_allclose
+from helpers import assert_named_close, tree_allclose
 
 B, E = nx.Axis("batch", 3), nx.Axis("embed", 2)
 A, C = nx.Axis("a", 2), nx.Axis("c", 3)
@@ -304,92 +304,4 @@ def test_state_false_treats_state_as_ordinary_argument():
     assert_named_close(out, 2 * XS, ("batch",))
 
 
-# ---------------------------------------------------------------------------------------------
-# pmap over 2 forced devices, in a subprocess
-# ---------------------------------------------------------------------------------------------
-
-SETUP = """
-import jax, jax.numpy as jnp, numpy as np, equinox as eqx, warnings
-import namedax as nx
-from jax.sharding import PartitionSpec as P
-assert len(jax.devices()) == 2, jax.devices()
-Dev, E = nx.Axis("devices", 2), nx.Axis("embed", 4)
-DA = np.arange(8.0, dtype=np.float32).reshape(2, 4)
-deltas = nx.named(DA, (Dev, E))
-def update(delta, weights):
-    weights = weights + delta
-    return weights, weights
-"""
-
-CHECKS = {
-    "weights_undeclared_raises": """
-        try:
-            nx.pmap(update, Dev, state="weights")(deltas, nx.ones(E))
-        except ValueError as e:
-            assert "state entry 'weights' came in without axis 'devices'" in str(e), e
-        else:
-            raise AssertionError("no error")
-    """,
-    "weights_batch_policy": """
-        out, new = nx.pmap(update, Dev, state=1, unexpected_state="batch")(deltas, nx.ones(E))
-        ref_out, ref_new = jax.vmap(update, in_axes=(0, None))(DA, np.ones(4, np.float32))
-        assert new.axes == (Dev, E), new.axes
-        np.testing.assert_allclose(new.array, ref_new)
-        np.testing.assert_allclose(out.array, ref_out)
-        assert {s.device.id for s in new.array.addressable_shards} == {0, 1}
-    """,
-    "weights_declared_per_device_keep_layout": """
-        wd = nx.named(np.ones((4, 2), np.float32), (E, Dev))
-        out, new = nx.pmap(update, Dev, state="weights")(deltas, wd)
-        ref_out, ref_new = jax.vmap(update, in_axes=(0, 1), out_axes=(0, 1))(DA, np.ones((4, 2), np.float32))
-        assert new.axes == (E, Dev), new.axes
-        np.testing.assert_allclose(new.array, ref_new)
-        np.testing.assert_allclose(out.array, ref_out)
-    """,
-    "weights_same_on_every_device_replicated": """
-        def upd(delta, weights):
-            weights = weights + nx.pmean(delta, Dev)
-            return nx.sum(weights, axis=E), weights
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            out, new = nx.pmap(upd, Dev, state=1, unexpected_state="warn")(deltas, nx.ones(E))
-        assert new.axes == (E,), new.axes
-        np.testing.assert_allclose(new.array, 1 + DA.mean(0))
-        assert new.array.sharding.spec == P(), new.array.sharding
-        np.testing.assert_allclose(out.array, np.full(2, (1 + DA.mean(0)).sum()))
-    """,
-    "per_element_state_over_blocks": """
-        B8 = nx.Axis("batch", 8)
-        x = nx.named(np.arange(8.0, dtype=np.float32), B8)
-        out, new = nx.pmap(lambda v, s: (v, {"c": s["c"] + v, "n": s["n"] + nx.psum(v, B8)}), B8, state=1)(
-            x, {"c": nx.named(np.ones(8, np.float32), B8), "n": nx.named(np.float32(0.0), ())})
-        np.testing.assert_allclose(new["c"].array, np.arange(8.0) + 1)
-        assert new["n"].axes == () and float(new["n"].array) == 28.0
-    """,
-    "batchnorm_statistics_over_every_device": """
-        # nx.nn.BatchNorm averages a mapped axis with nx.pmean, which sees every device: per-device
-        # blocks give the whole batch's statistics (eqx.nn.BatchNorm's jax.lax.pmean would not)
-        B8, F = nx.Axis("batch", 8), nx.Axis("f", 3)
-        x = nx.random.normal(jax.random.key(0), (B8, F)) * 2 + 1
-        bn, state = eqx.nn.make_with_state(nx.nn.BatchNorm.init)(F, axis_name="batch", momentum=0.5)
-        clone = lambda s: jax.tree.map(lambda a: a, s)
-        y, new = nx.pmap(bn, B8)(x, clone(state))
-        xs = np.asarray(x.array)
-        mu, var = xs.mean(0), xs.var(0)
-        np.testing.assert_allclose(y.array, (xs - mu) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-5)
-        m, v = new.get(bn.index)
-        assert m.axes == (F,) and v.axes == (F,)
-        np.testing.assert_allclose(m.array, 0.5 * mu, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(v.array, 0.5 + 0.5 * var, rtol=1e-5)
-    """,
-}
-
-
-@pytest.fixture(scope="module")
-def two_devices():
-    return run_with_devices(SETUP, CHECKS, n=2)
-
-
-@pytest.mark.parametrize("name", list(CHECKS))
-def test_pmap_two_devices(two_devices, name):
-    assert two_devices.get(name) == "PASS", two_devices.get(name, "did not run")
+# The multi-device checks are in tests/multidevice/test_state.py.

@@ -514,3 +514,41 @@ def test_wrapper_tree_roundtrip():
     x = _x("ab")
     tree_allclose(f(x), g(x))
     assert len(leaves) == 1 and callable(leaves[0])  # the function is the only child
+
+
+def test_eager_calls_reuse_the_trace():
+    # issue 14: 3 eager calls of the same function, 1 trace; another shape traces again
+    traces = []
+
+    def f(v):
+        traces.append(1)
+        return v * 2.0
+
+    x = nx.named(jnp.arange(6.0).reshape(2, 3), ("a", "e"))
+    for k in range(3):
+        y = nx.vmap(f, "a")(x + k)
+        np.testing.assert_allclose(np.asarray(y.array), (np.arange(6.0).reshape(2, 3) + k) * 2.0)
+    assert len(traces) == 1
+    nx.vmap(f, "a")(nx.named(jnp.ones((4, 3)), ("a", "e")))
+    assert len(traces) == 2
+
+
+def test_namedax_frames_are_hidden_from_jax_tracebacks():
+    # issue 14 item 8: namedax's package directory is excluded from JAX's filtered tracebacks
+    import os
+    import traceback
+
+    from jax._src import traceback_util
+
+    root = os.path.dirname(nx.__file__)
+    assert any(os.path.abspath(p) == os.path.abspath(root) for p in traceback_util._exclude_paths)
+
+    def boom(v):
+        raise RuntimeError("user error")
+
+    x = nx.named(jnp.ones((2, 3)), ("a", "e"))
+    with pytest.raises(RuntimeError, match="user error") as info:
+        jax.jit(nx.vmap(boom, "a"))(x)
+    files = [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
+    assert any(f == __file__ for f in files)
+    assert not [f for f in files if os.path.abspath(f).startswith(os.path.abspath(root) + os.sep)], files

@@ -40,7 +40,6 @@ from a global or a closure is the one it had at the first call. Pass what change
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -49,11 +48,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import _kernels
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new
 from ..transforms import _state
-from ..transforms._scan import _scan
+from ..transforms._mapping import (
+    check_carry,
+    check_checkpoint,
+    check_unroll,
+    eager_cached,
+    labels,
+    leaf_paths,
+)
+from ..transforms._scan import loop as _scan_loop
 from ..transforms._state import UnexpectedState
 from ..transforms._vmap import vmap as _vmap
 from . import _stacked_state
@@ -64,19 +70,6 @@ _is_array = eqx.is_array
 
 def _call(layer, x, /, *args, **kwargs):
     return layer(x, *args, **kwargs)
-
-
-def _labels(fn: Callable, n: int, skip: int = 0) -> list[str]:
-    """Names for ``n`` positional arguments of ``fn`` after its first ``skip`` (for error messages only)."""
-    try:
-        ps = [
-            p.name
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ][skip:]
-    except (TypeError, ValueError):
-        ps = []
-    return [ps[i] if i < len(ps) else f"args[{i}]" for i in range(n)]
 
 
 def _plain_keys(tree: Any) -> Any:
@@ -91,16 +84,7 @@ def _plain_keys(tree: Any) -> Any:
     return jax.tree.map(unwrap, tree, is_leaf=_is_named)
 
 
-def _paths(args: tuple, kwargs: dict, labels: list[str]) -> list[str]:
-    """A readable path for every leaf of ``(args, kwargs)`` (NamedArrays are leaves)."""
-    out = []
-    for path, _ in jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_named)[0]:
-        head = labels[path[1].idx] if path[0].idx == 0 else str(path[1].key)
-        out.append(repr(head + jax.tree_util.keystr(tuple(path[2:]))))
-    return out
-
-
-def _check_per_layer(op: str, Layers: Axis, args: tuple, kwargs: dict, labels: Callable[[], list[str]]) -> None:
+def _check_per_layer(op: str, Layers: Axis, args: tuple, kwargs: dict, names: Callable[[], list[str]]) -> None:
     """Every NamedArray argument holding ``Layers`` must hold it with the stack's size."""
     leaves = jax.tree.leaves((args, kwargs), is_leaf=_is_named)
     for i, leaf in enumerate(leaves):
@@ -108,21 +92,15 @@ def _check_per_layer(op: str, Layers: Axis, args: tuple, kwargs: dict, labels: C
             for a in leaf.axes:
                 if a.name == Layers.name and a.size != Layers.size:
                     raise ValueError(
-                        f"{op}: argument {_paths(args, kwargs, labels())[i]} has {a} (axes {leaf.axes}), but the "
+                        f"{op}: argument {leaf_paths(args, kwargs, names())[i]} has {a} (axes {leaf.axes}), but the "
                         f"stack has {Layers}: a NamedArray holding {Layers.name!r} is sliced per layer, so it "
                         f"needs size {Layers.size}"
                     )
 
 
 def _check_policy(gradient_checkpointing: Any, unroll: Any, op: str) -> None:
-    gc = gradient_checkpointing
-    if not (gc is False or gc is True or (callable(gc) and not isinstance(gc, type))):
-        raise TypeError(
-            f"{op}: `gradient_checkpointing` must be False, True or a jax.checkpoint policy "
-            f"(e.g. jax.checkpoint_policies.nothing_saveable), got {gc!r}"
-        )
-    if not (isinstance(unroll, bool) or (isinstance(unroll, int) and unroll >= 1)):
-        raise ValueError(f"{op}: `unroll` must be an int >= 1 or a bool, got {unroll!r}")
+    check_checkpoint(gradient_checkpointing, op)
+    check_unroll(unroll, op)
 
 
 class Stacked(eqx.Module, Generic[M]):
@@ -260,14 +238,14 @@ class Stacked(eqx.Module, Generic[M]):
                 if not _is_named(leaf) and _is_array(leaf):
                     shape = np.shape(leaf)
                     if not shape or shape[0] != Layers.size:
-                        path = _paths(args, kwargs, _labels(make, len(args)))[i]
+                        path = leaf_paths(args, kwargs, labels(make, len(args)))[i]
                         raise ValueError(
                             f"{op}: argument {path} of {where} is a plain array of shape {shape}; plain arrays are "
                             f"split across the layers along their first dimension, which must have size "
                             f"{Layers.size} ({Layers}), e.g. jax.random.split(key, {Layers.size}). To share a "
                             "value between the layers, pass a NamedArray without that axis or a Python scalar"
                         )
-            _check_per_layer(op, Layers, args, kwargs, lambda: _labels(make, len(args)))
+            _check_per_layer(op, Layers, args, kwargs, lambda: labels(make, len(args)))
             stacked = _vmap(one, Layers)(*args, **kwargs)
             return cls(stacked, Layers, gradient_checkpointing, unroll)
 
@@ -306,20 +284,16 @@ class Stacked(eqx.Module, Generic[M]):
         return treedef.unflatten(leaves), unwrap
 
     def _loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, state: Any = None):
-        _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=2))
+        _check_per_layer(op, self.Layers, args, kwargs, lambda: labels(fn, len(args), skip=2))
         where = _stacked_state.find(state, fn, (None, x), args, kwargs, op)
-        if _kernels.is_eager() and _statics_hashable((fn, x, args, kwargs)):
-            return _eager_loop(self, op, fn, keep_outputs, x, args, kwargs, where)
-        return self._run_loop(op, fn, keep_outputs, x, args, kwargs, where)
+        return _run_loop(self, op, fn, keep_outputs, x, args, kwargs, where)
 
     def _layer_state(self, op: str, fn: Callable, skip: int, where: tuple, args: tuple, kwargs: dict):
-        label = _labels(fn, len(args), skip=skip)[where[0]] if where[1] is None else where[1]
+        label = labels(fn, len(args), skip=skip)[where[0]] if where[1] is None else where[1]
         return _stacked_state.LayerState(self.stacked, self.Layers, _stacked_state.take(where, args, kwargs), label, op)
 
     def _run_loop(self, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, where=None):
         layers, unwrap = self._named_layers(op)
-        carry_def = jax.tree.structure(x)  # NamedArray axes are part of the structure
-        carry_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(x)]
         st = None
         if where is not None:
             st = self._layer_state(op, fn, 2, where, args, kwargs)
@@ -344,17 +318,11 @@ class Stacked(eqx.Module, Generic[M]):
                 new, y = out
             else:
                 new, y = out, None
-            new_def = jax.tree.structure(new)
-            new_types = [(np.shape(v), jax.dtypes.result_type(v)) for v in jax.tree.leaves(new)]
-            if new_def != carry_def or new_types != carry_types:
-                raise ValueError(
-                    f"{op}: a layer must return a carry like its input, for the next layer; it took "
-                    f"{_describe(carry)} and returned {_describe(new)}"
-                )
+            check_carry(carry, new, f"{op}: a layer must return a carry like its input, for the next layer; it must")
             return (new, shared), (y, per)
 
-        remat, unroll = self.gradient_checkpointing, self.unroll
-        run = _scan(body, self.Layers, remat=remat, reverse=False, unroll=unroll, is_scanned=False, op=op)
+        run = _scan_loop(body, self.Layers, op, keep=True, gradient_checkpointing=self.gradient_checkpointing,
+                         unroll=self.unroll)  # fmt: skip
         if st is None:
             (x, _), (ys, _) = run((x, []), layers, [], *args, **kwargs)
             return (x, ys) if keep_outputs else x
@@ -549,11 +517,9 @@ class Stacked(eqx.Module, Generic[M]):
     def _vmap(
         self, op: str, fn: Callable, args: tuple, kwargs: dict, state: Any = None, policy: UnexpectedState = "raise"
     ):
-        _check_per_layer(op, self.Layers, args, kwargs, lambda: _labels(fn, len(args), skip=1))
+        _check_per_layer(op, self.Layers, args, kwargs, lambda: labels(fn, len(args), skip=1))
         where = _stacked_state.find(state, fn, (None,), args, kwargs, op)
-        if _kernels.is_eager() and _statics_hashable((fn, args, kwargs)):
-            return _eager_vmap(self, op, fn, args, kwargs, where, policy)
-        return self._run_vmap(op, fn, args, kwargs, where, policy)
+        return _run_vmap(self, op, fn, args, kwargs, where, policy)
 
     def _run_vmap(
         self, op: str, fn: Callable, args: tuple, kwargs: dict, where=None, policy: UnexpectedState = "raise"
@@ -590,13 +556,13 @@ class Stacked(eqx.Module, Generic[M]):
 
         Args:
             i: the layer index; negative counts from the end. Under `jax.jit` a traced integer
-                scalar works too (not range-checked).
+                scalar works too; out of range, it raises when the program runs (`equinox.error_if`).
 
         Returns:
             The module of layer ``i``.
 
         Raises:
-            IndexError: ``i`` is out of range.
+            IndexError: ``i`` is out of range (a traced ``i``: an `equinox.EquinoxRuntimeError` at run time).
             TypeError: ``i`` is not an integer.
 
         Examples:
@@ -609,13 +575,18 @@ class Stacked(eqx.Module, Generic[M]):
             (Axis('out', 1), Axis('embed', 2))
         """
         n = self.Layers.size
+        if isinstance(i, jax.Array) and not isinstance(i, jax.core.Tracer) and i.ndim == 0:
+            if jnp.issubdtype(i.dtype, jnp.integer):
+                i = int(i)  # a concrete array index: checked now, like an int
         if isinstance(i, int | np.integer) and not isinstance(i, bool):
             if not -n <= i < n:
                 raise IndexError(f"Stacked.get_layer: index {i} is out of range for {self.Layers}")
             i = int(i) % n
-        elif not (
-            hasattr(i, "dtype") and np.ndim(i) == 0 and np.issubdtype(np.dtype(i.dtype), np.integer)  # type: ignore[union-attr]
-        ):
+        elif hasattr(i, "dtype") and np.ndim(i) == 0 and np.issubdtype(np.dtype(i.dtype), np.integer):  # type: ignore[union-attr]
+            # known only at run time: checked there (an error under jit, as equinox's error_if does)
+            i = eqx.error_if(i, (i < -n) | (i >= n), f"Stacked.get_layer: index out of range for {self.Layers}")
+            i = jnp.where(i < 0, i + n, i)
+        else:
             raise TypeError(f"Stacked.get_layer: the index must be an int, got {type(i).__name__}: {i!r}")
         name = self.Layers.name
 
@@ -644,35 +615,7 @@ class Stacked(eqx.Module, Generic[M]):
 
 
 # Eager calls go through one cached jit (keyed on the layer function, the structure and the static
-# values), as namedax's eager ops do: an eager lax.scan would retrace and recompile its body on every
-# call, and an eager vmap would dispatch op by op.
-
-
-def _statics_hashable(tree: Any) -> bool:
-    for leaf in jax.tree.leaves(tree):
-        if not _is_array(leaf):
-            try:
-                hash(leaf)
-            except TypeError:
-                return False
-    return True
-
-
-@eqx.filter_jit
-def _eager_loop(stack: Stacked, op: str, fn: Callable, keep_outputs: bool, x: Any, args: tuple, kwargs: dict, where):
-    return stack._run_loop(op, fn, keep_outputs, x, args, kwargs, where)
-
-
-@eqx.filter_jit
-def _eager_vmap(stack: Stacked, op: str, fn: Callable, args: tuple, kwargs: dict, where, policy: UnexpectedState):
-    return stack._run_vmap(op, fn, args, kwargs, where, policy)
-
-
-def _describe(tree: Any) -> str:
-    parts = []
-    for leaf in jax.tree.leaves(tree, is_leaf=_is_named):
-        if _is_named(leaf):
-            parts.append(f"NamedArray{leaf.axes} {getattr(leaf.array, 'dtype', '')}")
-        else:
-            parts.append(f"{type(leaf).__name__} {np.shape(leaf)} {getattr(leaf, 'dtype', '')}")
-    return "[" + ", ".join(parts) + "]"
+# values; see namedax.transforms._mapping.eager_cached), as the transforms' eager calls do: an eager
+# lax.scan would retrace and recompile its body on every call, and an eager vmap would dispatch op by op.
+_run_loop = eager_cached(Stacked._run_loop)
+_run_vmap = eager_cached(Stacked._run_vmap)

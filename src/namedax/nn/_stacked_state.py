@@ -12,7 +12,6 @@ before wrote, as in a Python loop over the layers).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -23,14 +22,7 @@ import numpy as np
 from ..core._axis import Axis
 from ..core._named_array import _is_named, _new, rearrange
 from ..transforms import _state
-
-
-def _positional_names(fn: Callable) -> list[str]:
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+from ..transforms._mapping import positional_params
 
 
 def find(
@@ -48,7 +40,7 @@ def find(
                 "(stack.fold(x, state)) so that each layer reads and writes its own slice"
             )
     _state.check_options(state, "raise", op)
-    where = _state.find_state(state, _positional_names(fn), (None,) * len(lead) + args, kwargs, op)
+    where = _state.find_state(state, positional_params(fn)[0], (None,) * len(lead) + args, kwargs, op)
     if where is None or where[0] is None:
         return where
     if where[0] < len(lead):

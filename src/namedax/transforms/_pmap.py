@@ -37,31 +37,18 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from ..core._axis import Axis, AxisSelection
 from ..core._kernels import is_eager
 from ..core._named_array import _is_named, _new
-from . import _state
 from ._collectives import axis_alias
+from ._mapping import Specs, make_specs, parse_axes, resolve, zero_if_array_else_none
 from ._state import UnexpectedState
-from ._vmap import (
-    _arg_label,
-    _check_spec,
-    _is_array,
-    _leaf_path,
-    _leaf_specs,
-    _level_spec,
-    _parse_axes,
-    _positional_params,
-    _run,
-    _spec_for,
-    _Specs,
-    _VmapWrapper,
-    _zero_if_array_else_none,
-    vmap,
-)
+from ._vmap import _VmapWrapper, run, vmap
+
+_is_array = eqx.is_array
 
 
 class _PmapWrapper(eqx.Module):
     _fun: Callable
     _axis: tuple  # (name, size or None)
-    _specs: _Specs
+    _specs: Specs
     _devices: tuple
 
     @property
@@ -115,58 +102,9 @@ def _where(args: tuple, kwargs: dict) -> tuple[list, list]:
 
 def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
     """The axis size and, for every leaf (NamedArrays are leaves), the dimension split over the
-    devices or None. Sizes are checked here, before anything runs."""
-    name, size = w._axis
-    first: str | None = f"the given {Axis(name, size)}" if size is not None else None
-    dims: list = []
-    st = _state.find_state(w._specs.state, w._specs.names, args, kwargs, "pmap")
-    for (i, key), val in zip(*_where(args, kwargs), strict=True):
-        leaves = jax.tree.leaves(val, is_leaf=_is_named)
-        if not leaves:
-            continue
-        spec, where = _spec_for(w._specs, i, key)
-        if st == (i, key) and where == "default":
-            spec = None  # plain arrays in the state are broadcast unless args/kwargs say otherwise
-
-        def desc(where=where, i=i, key=key) -> str:
-            return f"{where} (for argument {_arg_label(w, i, key)!r})"
-
-        specs = _leaf_specs(spec, val, leaves, "pmap", desc)
-        for j, (leaf, s) in enumerate(zip(leaves, specs, strict=True)):
-            if _is_named(leaf):
-                d = next((p for p, a in enumerate(leaf.axes) if a.name == name), None)
-                n, what = (leaf.axes[d].size if d is not None else None), f"axes {leaf.axes}"
-            elif (s := _level_spec(s, leaf, None, "pmap", desc)) is None:
-                d = n = None
-                what = ""
-            elif not _is_array(leaf):
-                raise ValueError(
-                    f"pmap: argument {_leaf_path(w, args, kwargs, i, key, j)} is a {type(leaf).__name__}, not an "
-                    f"array, but its spec ({where}) maps it along dimension {s}; give it the spec None"
-                )
-            else:
-                shape = np.shape(leaf)
-                d = s + len(shape) if s < 0 else s
-                if not 0 <= d < len(shape):
-                    raise ValueError(
-                        f"pmap: argument {_leaf_path(w, args, kwargs, i, key, j)} of shape {shape} has no "
-                        f"dimension {s} to map over axis {name!r} (spec from {where}); give it the spec None "
-                        "to broadcast it, or name its axes with nx.named"
-                    )
-                n, what = shape[d], f"shape {shape}"
-            if n is not None:
-                here = f"argument {_leaf_path(w, args, kwargs, i, key, j)} ({what})"
-                if size is None:
-                    size, first = n, here
-                elif n != size:
-                    raise ValueError(f"pmap: axis {name!r} has size {n} in {here}, but size {size} in {first}")
-            dims.append(d)
-    if size is None:
-        raise ValueError(
-            f"pmap: no argument has axis {name!r}, so its size is unknown: "
-            f"pass Axis({name!r}, size) or {{{name!r}: size}} as the axis"
-        )
-    return size, tuple(dims)
+    devices or None: `vmap`'s resolution at one level, checked here, before anything runs."""
+    r = resolve(w._fun, (w._axis,), w._specs, args, kwargs, "pmap")
+    return r.mapped[0].size, tuple(r.dims())
 
 
 def _spec_at(d: int | None, mesh_axis: str) -> PartitionSpec:
@@ -220,8 +158,8 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
             vals.append(td.unflatten(full[start : start + n]))
             start += n
         with axis_alias(name, (mesh_axis, name)):
-            out, plan = _run(cast(_VmapWrapper, inner), tuple(vals[:n_args]),
-                             dict(zip(kw_keys, vals[n_args:], strict=True)), op="pmap", front=True)  # fmt: skip
+            out, plan = run(cast(_VmapWrapper, inner), tuple(vals[:n_args]),
+                            dict(zip(kw_keys, vals[n_args:], strict=True)), op="pmap", front=True)  # fmt: skip
         # state entries that stay unbatched (the same on every element) come back replicated, the rest split
         unb = plan.unbatched() if plan is not None else set()
         out_leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
@@ -253,7 +191,7 @@ def pmap(
     fn: None = None,
     axis: AxisSelection = ...,
     *,
-    default: Any = _zero_if_array_else_none,
+    default: Any = zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
@@ -267,7 +205,7 @@ def pmap(
     fn: Callable,
     axis: AxisSelection,
     *,
-    default: Any = _zero_if_array_else_none,
+    default: Any = zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
@@ -280,7 +218,7 @@ def pmap(
     fn: Callable | None = None,
     axis: AxisSelection | None = None,
     *,
-    default: Any = _zero_if_array_else_none,
+    default: Any = zero_if_array_else_none,
     args: Sequence[Any] = (),
     kwargs: Mapping[str, Any] | None = None,
     devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  # jax ships no stub for Device
@@ -348,7 +286,7 @@ def pmap(
         )
     if axis is None:
         raise TypeError("pmap: `axis` is required: nx.pmap(fn, axis)")
-    parsed = _parse_axes(axis, "pmap")
+    parsed = parse_axes(axis, "pmap")
     if len(parsed) != 1:
         raise ValueError(
             f"pmap: splits exactly one axis over the devices, got {[n for n, _ in parsed]}; "
@@ -357,21 +295,6 @@ def pmap(
     devs = tuple(jax.devices()) if devices is None else tuple(devices)
     if not devs:
         raise ValueError("pmap: `devices` is empty")
-    if not isinstance(args, Sequence) or isinstance(args, str):
-        raise TypeError(f"pmap: `args` must be a tuple with one spec per positional argument, got {args!r}")
-    kwargs = {} if kwargs is None else dict(kwargs)
-    _check_spec(default, "pmap", "`default`")
-    for i, s in enumerate(args):
-        _check_spec(s, "pmap", f"args[{i}]")
-    for k, s in kwargs.items():
-        _check_spec(s, "pmap", f"kwargs[{k!r}]")
-    _state.check_options(state, unexpected_state, "pmap")
-    names: tuple[str, ...] = ()
-    if args or kwargs or type(state) in (int, str):
-        names, kw_ok = _positional_params(fn)
-        unknown = [k for k in kwargs if kw_ok is not None and k not in kw_ok]
-        if unknown:
-            raise ValueError(f"pmap: `kwargs` has specs for {unknown}, which are not parameters of {fn!r}")
-    specs = _Specs(default, tuple(args), kwargs, names, state, unexpected_state)
+    specs = make_specs(fn, default, args, kwargs, state, unexpected_state, "pmap")
     wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=specs, _devices=devs)
     return eqx.module_update_wrapper(wrapper)

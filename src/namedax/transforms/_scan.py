@@ -6,13 +6,24 @@ threading a carry (`jax.lax.scan` underneath). Which arguments are sliced per st
 - a NamedArray that has the axis is sliced along it, wherever it sits (``f`` sees it without the
   axis); a NamedArray without it is passed whole to every step;
 - a plain array of rank >= 1 is sliced along its leading dimension, which must have the axis's
-  size; scalars and other leaves are passed whole. ``is_scanned`` (a bool, or a callable on a plain
-  leaf) overrides that choice for plain leaves.
+  size; scalars and other leaves are passed whole. ``default`` overrides that choice for plain
+  leaves, in `vmap`'s spec language (an int: slice along that dimension; None: pass whole; a
+  callable ``leaf -> int | None``; a PyTree prefix of these). ``is_scanned`` / ``is_mapped`` (a
+  bool, or a callable ``leaf -> bool``) are its older names, kept as aliases.
 
 Per-step outputs are stacked: NamedArrays get the axis first, plain arrays a leading dimension;
 outputs that are not arrays (Python values) pass through. `fold` keeps only the carry. `map` is
 `vmap`'s sequential cousin (`jax.lax.map`, optionally in vectorised chunks of ``batch_size``): the
-tool for an axis too large to map over at once.
+tool for an axis too large to map over at once. All three resolve their arguments with the mapping
+core `vmap` and `pmap` use (`namedax.transforms._mapping`), so sizes are checked and errors worded
+the same way.
+
+``state=`` (as on `vmap` / `map`) names an argument of ``fn`` that is a state PyTree: it is not
+sliced, but threaded through the loop like a second carry; ``fn`` returns ``(out, new_state)`` and
+the loop returns ``(result, final_state)``. Called eagerly, the loops run through one cached jit
+(see `namedax.transforms._mapping.eager_cached`): a second call with the same function and argument
+structure reuses the trace, so Python side effects happen once and globals or closures are read at
+the first call, as under `jax.jit`. Pass what changes as an argument.
 
     >>> import jax.numpy as jnp
     >>> import namedax as nx
@@ -25,28 +36,38 @@ tool for an axis too large to map over at once.
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, cast
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..core._axis import Axis, AxisSelector
-from ..core._named_array import _is_named, _new, rearrange
+from ..core._named_array import _is_named, _new
 from . import _state
+from ._mapping import (
+    _UNSET,
+    Resolved,
+    Specs,
+    arg_label,
+    check_carry,
+    check_checkpoint,
+    check_out_axes,
+    check_spec,
+    check_unroll,
+    checkpointed,
+    eager_cached,
+    fn_alias,
+    loop_default,
+    one_of,
+    positional_params,
+    resolve,
+    zero_if_array_else_none,
+)
+from ._mapping import _is_array as _is_array
 from ._state import UnexpectedState
-from ._vmap import _positional_params, _run, _Specs, _VmapWrapper
-
-_is_array = eqx.is_array
-
-
-def _is_shaped_array(x: Any) -> bool:
-    """The default ``is_scanned``: plain arrays of rank >= 1."""
-    return _is_array(x) and np.ndim(x) >= 1
+from ._vmap import _VmapWrapper, run
 
 
 def _check_selector(axis: Any, op: str) -> tuple[str, int | None]:
@@ -57,97 +78,32 @@ def _check_selector(axis: Any, op: str) -> tuple[str, int | None]:
     raise TypeError(f"{op}: `axis` must be one Axis or axis name, got {type(axis).__name__}: {axis!r}")
 
 
-def _labels(fn: Callable, skip: int, n_args: int) -> list[str]:
-    try:
-        params = [
-            p
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ][skip:]
-    except (TypeError, ValueError):
-        params = []
-    return [params[i].name if i < len(params) else f"args[{i}]" for i in range(n_args)]
+def _check_fn(fn: Any, op: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{op}: `fn` must be callable, got {type(fn).__name__}: {fn!r}")
 
 
-class _Plan(NamedTuple):
-    """The sliced leaves of one call and how to rebuild the arguments from a slice of them."""
+def _loop_specs(op: str, default: Any, aliases: dict, fn: Callable, state: Any = False,
+                policy: UnexpectedState = "raise") -> Specs:  # fmt: skip
+    """The spec for plain leaves from ``default`` or its old name (``is_scanned`` / ``is_mapped``)."""
+    flag_name = "is_mapped" if op == "map" else "is_scanned"
+    value, used = one_of(op, default, **aliases)
+    if used is None:
+        spec, flag = zero_if_array_else_none, flag_name
+    elif used == "default":
+        check_spec(value, op, "`default`")
+        spec, flag = value, "default"
+    else:
+        if not (isinstance(value, bool) or callable(value)):
+            raise TypeError(f"{op}: `{used}` must be a bool or a callable leaf -> bool, got {value!r}")
+        spec, flag = loop_default(value), used
+    names = positional_params(fn)[0] if type(state) in (int, str) else ()
+    return Specs(spec, (), {}, names, state, policy, flag)
 
-    axis: Axis
-    xs: list
-    rebuild: Callable
 
-
-def _plan(fn, op: str, axis, args: tuple, kwargs: dict, is_scanned, skip: int, whole: tuple | None = None) -> _Plan:
-    """``whole``: ``(position, keyword)`` of an argument whose plain leaves are never sliced (the state)."""
-    name, size = _check_selector(axis, op)
-    flag = "is_mapped" if op == "map" else "is_scanned"  # the parameter that picks the sliced plain leaves
-    src: str | None = f"the given {axis}" if size is not None else None
-    leaves, treedef = jax.tree.flatten((args, kwargs), is_leaf=_is_named)
-    keep: set[int] = set()
-    if whole is not None:
-        for n, (p, _) in enumerate(jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_named)[0]):
-            if (p[0].idx == 0 and whole[1] is None and p[1].idx == whole[0]) or (
-                p[0].idx == 1 and p[1].key == whole[1]
-            ):
-                keep.add(n)
-    pos: list[int] = []
-    inner: list = []  # axes inside fn for NamedArrays, None for plain arrays
-    xs: list = []
-
-    def path_of(i: int) -> str:
-        paths = [p for p, _ in jax.tree_util.tree_flatten_with_path((args, kwargs), is_leaf=_is_named)[0]]
-        p = paths[i]
-        labels = _labels(fn, skip, len(args))
-        head = labels[p[1].idx] if p[0].idx == 0 else str(p[1].key)
-        return repr(head + jax.tree_util.keystr(tuple(p[2:])))
-
-    for i, leaf in enumerate(leaves):
-        if _is_named(leaf):
-            names = [a.name for a in leaf.axes]
-            if name not in names:
-                continue
-            j = names.index(name)
-            n = leaf.axes[j].size
-            arr = leaf.array if j == 0 else rearrange(leaf, (name, ...)).array
-            inner.append(leaf.axes[:j] + leaf.axes[j + 1 :])
-            what = f"axes {leaf.axes}"
-        else:
-            scanned = i not in keep and (is_scanned(leaf) if callable(is_scanned) else bool(is_scanned))
-            if not scanned:
-                continue
-            if not _is_array(leaf) or np.ndim(leaf) == 0:
-                raise ValueError(
-                    f"{op}: argument {path_of(i)} ({type(leaf).__name__}) is selected by `{flag}` but "
-                    "has no leading dimension to slice"
-                )
-            n = np.shape(leaf)[0]
-            arr = leaf
-            inner.append(None)
-            what = f"shape {np.shape(leaf)}"
-        if size is None:
-            size, src = n, f"argument {path_of(i)} ({what})"
-        elif n != size:
-            if inner[-1] is None:
-                detail = f"has leading dimension size {n}; pass {flag}=... to leave it whole"
-            else:
-                detail = f"has size {n}"
-            raise ValueError(
-                f"{op}: axis {name!r} has size {size} from {src}, but argument {path_of(i)} ({what}) {detail}"
-            )
-        pos.append(i)
-        xs.append(arr)
-    if size is None:
-        raise ValueError(
-            f"{op}: no argument has axis {name!r}, so its size is unknown: pass Axis({name!r}, size) as the axis"
-        )
-
-    def rebuild(slices):
-        full = list(leaves)
-        for p, x, ax in zip(pos, slices, inner, strict=True):
-            full[p] = x if ax is None else _new(x, ax)
-        return treedef.unflatten(full)
-
-    return _Plan(Axis(name, size), xs, rebuild)
+def _leading(r: Resolved) -> list:
+    """The mapped arrays with the mapped dimension first (what `jax.lax.scan` / `map` slice)."""
+    return [x if d == 0 else jnp.moveaxis(x, d, 0) for x, d in zip(r.dyn_arrays(), r.level_specs[0], strict=True)]
 
 
 def _split_static(tree: Any, store: list) -> Any:
@@ -180,82 +136,67 @@ def _join(dyn: list, store: list, axis: Axis) -> Any:
 
 
 def _check_out_axes(tree: Any, axis: Axis, op: str) -> None:
-    for leaf in jax.tree.leaves(tree, is_leaf=_is_named):
-        if _is_named(leaf) and any(a.name == axis.name for a in leaf.axes):
-            raise ValueError(
-                f"{op}: the function returned a NamedArray with axes {leaf.axes}, which include the looped "
-                f"axis {axis.name!r}; outputs are stacked along it, so rename it"
-            )
+    why = f"which include the looped axis {axis.name!r}; outputs are stacked along it, so rename it"
+    check_out_axes(tree, {axis.name}, op, lambda _: why)
 
 
-def _check_carry(carry: Any, carry_def: Any, new_carry: Any, op: str, name: str) -> None:
-    """The carry out of a step must match the carry in: the same structure (NamedArray axes are part
-    of it), and every leaf the same shape and dtype. A weakly typed leaf in (a Python scalar) may
-    change dtype: `jax.lax.scan` promotes it and traces the step again."""
-    new_def = jax.tree.structure(new_carry)
-    if new_def != carry_def:
-        raise ValueError(
-            f"{op} over {name!r}: the carry must keep its structure and axes; it went in as "
-            f"{carry_def} and came out as {new_def}"
-        )
-    ins = jax.tree_util.tree_flatten_with_path(carry, is_leaf=_is_named)[0]
-    for (path, a), b in zip(ins, jax.tree.leaves(new_carry, is_leaf=_is_named), strict=True):
-        ta = jax.typeof(a.array if _is_named(a) else a)
-        tb = jax.typeof(b.array if _is_named(b) else b)
-        if ta.shape != tb.shape or (ta.dtype != tb.dtype and not ta.weak_type):
-            where = f"carry{jax.tree_util.keystr(path)}"
-            if _is_named(a):
-                where += f" (axes {a.axes})"
-            raise ValueError(
-                f"{op} over {name!r}: the carry must keep its shapes and dtypes; {where} went in as "
-                f"{ta.dtype.name}{list(ta.shape)} and came out as {tb.dtype.name}{list(tb.shape)}"
-                + ("" if ta.dtype == tb.dtype else "; cast it back, e.g. with .astype")
-            )
-
-
-def _check_remat(remat: Any, op: str) -> None:
-    if not (remat is False or remat is True or callable(remat)):
-        raise TypeError(f"{op}: `remat` must be False, True or a jax.checkpoint policy, got {remat!r}")
-
-
-def _checkpointed(body: Callable, remat: Any) -> Callable:
-    # prevent_cse=False: inside a scan, CSE cannot merge the recomputation away (jax.checkpoint docs)
-    if remat is False:
-        return body
-    if remat is True:
-        return jax.checkpoint(body, prevent_cse=False)
-    return jax.checkpoint(body, policy=remat, prevent_cse=False)
+def _checkpoint_option(op: str, gradient_checkpointing: Any, remat: Any) -> Any:
+    """``gradient_checkpointing``, or its alias ``remat`` (haliax's name for it in `scan`)."""
+    if remat is _UNSET:
+        check_checkpoint(gradient_checkpointing, op)
+        return gradient_checkpointing
+    if gradient_checkpointing is not False:
+        raise TypeError(f"{op}: `gradient_checkpointing` and `remat` are the same option; pass one")
+    check_checkpoint(remat, op, "remat")
+    return remat
 
 
 def scan(
-    f: Callable,
-    axis: AxisSelector,
+    fn: Callable | None = None,
+    axis: AxisSelector | None = None,
     *,
-    remat: bool | Callable = False,
+    gradient_checkpointing: bool | Callable = False,
     reverse: bool = False,
     unroll: int | bool = 1,
-    is_scanned: bool | Callable[[Any], bool] = _is_shaped_array,
+    default: Any = _UNSET,
+    state: int | str | bool | None = None,
+    remat: bool | Callable = _UNSET,
+    is_scanned: bool | Callable[[Any], bool] = _UNSET,
+    f: Callable | None = None,
 ) -> Callable:
-    """Loop ``f(carry, *xs, **kwargs) -> (carry, y)`` over a named axis, stacking the outputs.
+    """Loop ``fn(carry, *xs, **kwargs) -> (carry, y)`` over a named axis, stacking the outputs.
 
     Args:
-        f: the step function. Its carry must keep its structure, axes, shapes and dtypes from step to step.
+        fn: the step function. Its carry must keep its structure, axes, shapes and dtypes from step
+            to step. (``f=`` is its old name, still accepted.)
         axis: the axis to loop over (an `Axis`, or a name if an argument has it).
-        remat: recompute each step's internals in the backward pass: False, True, or a
-            `jax.checkpoint` policy such as ``jax.checkpoint_policies.nothing_saveable``.
+        gradient_checkpointing: recompute each step's internals in the backward pass: False, True,
+            or a `jax.checkpoint` policy such as ``jax.checkpoint_policies.nothing_saveable`` (the
+            option of `namedax.nn.Stacked`). ``remat`` is its alias (haliax's name).
         reverse: loop from the last element to the first (outputs are still stacked in order).
         unroll: steps per loop iteration, as for `jax.lax.scan`.
-        is_scanned: for plain (unnamed) leaves, whether to slice them along their leading
-            dimension; by default plain arrays of rank >= 1 are sliced and everything else is
-            passed whole. NamedArrays are sliced exactly when they have the axis.
+        default: for plain (unnamed) leaves, the dimension to slice, in `vmap`'s spec language (an
+            int, None to pass whole, a callable ``leaf -> int | None``, or a PyTree prefix); by
+            default plain arrays of rank >= 1 are sliced along their leading dimension and everything
+            else is passed whole. NamedArrays are sliced exactly when they have the axis.
+        state: which argument of ``fn`` is a state PyTree threaded through the loop (a parameter
+            name, or a position counting the carry as 0); None (default): the argument that is an
+            `equinox.nn.State`, if any; False: none. ``fn`` then returns ``((carry, y), new_state)``,
+            the new state like the old (structure, shapes, dtypes), and the scan returns
+            ``((carry, ys), final_state)``. The state is never sliced.
+        remat: alias of ``gradient_checkpointing``.
+        is_scanned: older form of ``default``, kept as an alias: a bool, or a callable
+            ``leaf -> bool`` saying which plain leaves are sliced along their leading dimension.
+        f: old name of ``fn``.
 
     Returns:
         ``scanned(init, *xs, **kwargs) -> (carry, ys)``: NamedArrays in ``ys`` get the axis first,
-        other arrays a leading dimension.
+        other arrays a leading dimension. Called eagerly, it reuses its trace (see the module docs).
 
     Raises:
         ValueError: sizes along the axis disagree (naming the arguments), the size is unknown, the
-            carry changes structure, axes, shape or dtype, or an output already has the axis.
+            carry (or state) changes structure, axes, shape or dtype, or an output already has the axis.
+        TypeError: ``fn`` is not callable, an option has the wrong type, or ``fn`` does not return a pair.
 
     Examples:
         >>> import jax.numpy as jnp
@@ -265,53 +206,36 @@ def scan(
         >>> h, hs = nx.scan(lambda h, w: (h * w, h["embed", 0]), Layers)(nx.ones(Embed), w)
         >>> h.array, hs.axes, hs.array
         (Array([15., 48.], dtype=float32), (Axis('layers', 3),), Array([1., 1., 3.], dtype=float32))
+
+        With a state threaded through the steps (here a step counter):
+
+        >>> def step(h, w, st):
+        ...     return (h * w, h["embed", 0]), {"n": st["n"] + 1}
+        >>> (h, hs), st = nx.scan(step, Layers, state="st")(nx.ones(Embed), w, {"n": jnp.array(0)})
+        >>> st["n"]
+        Array(3, dtype=int32, weak_type=True)
     """
-    return _scan(f, axis, remat=remat, reverse=reverse, unroll=unroll, is_scanned=is_scanned, op="scan")
-
-
-def _scan(f: Callable, axis: AxisSelector, *, remat, reverse, unroll, is_scanned, op: str) -> Callable:
-    """`scan`, with errors naming ``op`` (the public function called: `scan` or `fold`)."""
-    name, _ = _check_selector(axis, op)
-    if not callable(f):
-        raise TypeError(f"{op}: `f` must be callable, got {type(f).__name__}: {f!r}")
-    _check_remat(remat, op)
-
-    def scanned(init: Any, *args: Any, **kwargs: Any):
-        plan = _plan(f, op, axis, args, kwargs, is_scanned, skip=1)
-        carry_def = jax.tree.structure(init)  # NamedArray axes are part of the structure
-        store: list = []
-
-        def body(carry, slices):
-            a, kw = plan.rebuild(slices)
-            out = f(carry, *a, **kw)
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise TypeError(f"{op}: `f` must return a pair (carry, y), got {type(out).__name__}")
-            new_carry, y = out
-            _check_carry(carry, carry_def, new_carry, op, name)
-            _check_out_axes(y, plan.axis, op)
-            return new_carry, _split_static(y, store)
-
-        body = _checkpointed(body, remat)
-        carry, ys = jax.lax.scan(
-            body, init, plan.xs, length=plan.axis.size, reverse=reverse, unroll=unroll
-        )
-        return carry, _join(ys, store, plan.axis)
-
-    return scanned
+    return _make_loop("scan", fn, f, axis, gradient_checkpointing, remat, reverse, unroll, default,
+                      {"is_scanned": is_scanned}, state, keep=True)  # fmt: skip
 
 
 def fold(
-    f: Callable,
-    axis: AxisSelector,
+    fn: Callable | None = None,
+    axis: AxisSelector | None = None,
     *,
-    remat: bool | Callable = False,
+    gradient_checkpointing: bool | Callable = False,
     reverse: bool = False,
     unroll: int | bool = 1,
-    is_scanned: bool | Callable[[Any], bool] = _is_shaped_array,
+    default: Any = _UNSET,
+    state: int | str | bool | None = None,
+    remat: bool | Callable = _UNSET,
+    is_scanned: bool | Callable[[Any], bool] = _UNSET,
+    f: Callable | None = None,
 ) -> Callable:
-    """Loop ``f(carry, *xs, **kwargs) -> carry`` over a named axis and return the final carry.
+    """Loop ``fn(carry, *xs, **kwargs) -> carry`` over a named axis and return the final carry.
 
-    Arguments, slicing rules and errors as `scan`.
+    Arguments, slicing rules, aliases and errors as `scan`. With a state, ``fn`` returns
+    ``(carry, new_state)`` and the fold returns ``(carry, final_state)``.
 
     Returns:
         ``folded(init, *xs, **kwargs) -> carry``.
@@ -323,29 +247,130 @@ def fold(
         >>> nx.fold(lambda c, v: c + v, "step")(nx.zeros({"embed": 2}), x).array
         Array([4., 6.], dtype=float32)
     """
-    if not callable(f):
-        raise TypeError(f"fold: `f` must be callable, got {type(f).__name__}: {f!r}")
+    return _make_loop("fold", fn, f, axis, gradient_checkpointing, remat, reverse, unroll, default,
+                      {"is_scanned": is_scanned}, state, keep=False)  # fmt: skip
 
-    @functools.wraps(f)  # errors name f's parameters
-    def step(carry, *args, **kwargs):
-        return f(carry, *args, **kwargs), None
 
-    scanned = _scan(step, axis, remat=remat, reverse=reverse, unroll=unroll, is_scanned=is_scanned, op="fold")
+def _make_loop(op, fn, f, axis, gradient_checkpointing, remat, reverse, unroll, default, aliases, state, keep):
+    fn = fn_alias(fn, f, op)
+    _check_fn(fn, op)
+    if axis is None:
+        raise TypeError(f"{op}: `axis` is required: nx.{op}(fn, axis)")
+    _check_selector(axis, op)
+    policy = _checkpoint_option(op, gradient_checkpointing, remat)
+    check_unroll(unroll, op)
+    _state.check_options(state, "raise", op)
+    opts = _LoopOptions(axis, _loop_specs(op, default, aliases, fn), policy, reverse, unroll, state, op, keep)
 
-    def folded(init: Any, *args: Any, **kwargs: Any):
-        return scanned(init, *args, **kwargs)[0]
+    def looped(init: Any, *args: Any, **kwargs: Any):
+        return _loop_cached(fn, opts, init, args, kwargs)
 
-    return folded
+    return looped
+
+
+def loop(fn: Callable, axis: AxisSelector, op: str, *, keep: bool, gradient_checkpointing: Any = False,
+         unroll: int | bool = 1, default: Any = None) -> Callable:  # fmt: skip
+    """`scan` (``keep``) or `fold` for namedax's own loops (`namedax.nn.Stacked`): errors name
+    ``op``, plain leaves follow ``default`` (None: passed whole), and there is no state argument."""
+    return _make_loop(op, fn, None, axis, gradient_checkpointing, _UNSET, False, unroll, default, {}, False, keep)
+
+
+class _LoopOptions:
+    """The static options of one `scan` / `fold` (hashable, so eager calls share one jit trace)."""
+
+    __slots__ = ("axis", "specs", "policy", "reverse", "unroll", "state", "op", "keep", "_key")
+
+    def __init__(self, axis, specs, policy, reverse, unroll, state, op, keep):
+        self.axis, self.specs, self.policy, self.reverse, self.unroll = axis, specs, policy, reverse, unroll
+        self.state, self.op, self.keep = state, op, keep
+        self._key = (axis, specs, policy, reverse, unroll, (type(state).__name__, state), op, keep)
+
+    def __hash__(self):
+        return hash(self._key)
+
+    def __eq__(self, other):
+        return type(other) is _LoopOptions and self._key == other._key
+
+
+def _loop(fn: Callable, o: _LoopOptions, init: Any, args: tuple, kwargs: dict) -> Any:
+    """One call of a `scan` / `fold` (``o.keep``: ``fn`` returns ``(carry, y)``, else the carry)."""
+    op = o.op
+    where = _find_loop_state(o.state, fn, init, args, kwargs, op)
+    state_in = label = None
+    if where is not None:
+        state_in = _take(where, args, kwargs)
+        label = arg_label(fn, *where, skip=1)
+        args, kwargs = _put(where, args, kwargs, None)  # the state is threaded, not sliced
+    r = resolve(fn, ((*_check_selector(o.axis, op),),), o.specs, args, kwargs, op, skip=1)
+    axis = r.mapped[0]
+    name = axis.name
+    store: list = []
+
+    def body(carry, slices):
+        carry, st = carry
+        a, kw = r.rebuild(slices)
+        if where is not None:
+            a, kw = _put(where, a, kw, st)
+        out = fn(carry, *a, **kw)
+        if where is not None:
+            out, new_st = _state.split_output(out, state_in, op, cast(str, label))
+            check_carry(st, new_st, f"{op} over {name!r}: the state {label!r} must", what=cast(str, label))
+            st = new_st
+        if o.keep:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise TypeError(f"{op}: `fn` must return a pair (carry, y), got {type(out).__name__}")
+            new_carry, y = out
+        else:
+            new_carry, y = out, None
+        check_carry(carry, new_carry, f"{op} over {name!r}: the carry must")
+        _check_out_axes(y, axis, op)
+        return (new_carry, st), _split_static(y, store)
+
+    body = checkpointed(body, o.policy)
+    (carry, st), ys = jax.lax.scan(
+        body, (init, state_in), _leading(r), length=axis.size, reverse=o.reverse, unroll=o.unroll
+    )
+    out = (carry, _join(ys, store, axis)) if o.keep else carry
+    return out if where is None else (out, st)
+
+
+_loop_cached = eager_cached(_loop)
+
+
+def _find_loop_state(state, fn, init, args, kwargs, op) -> tuple[int | None, str | None] | None:
+    """Where the state is among ``args`` / ``kwargs`` (``(index into args, None)`` or ``(None, key)``);
+    ``state`` counts ``fn``'s parameters, the carry being 0."""
+    if state is False:
+        return None
+    names = positional_params(fn)[0] if type(state) in (int, str) else ()
+    where = _state.find_state(state, names, (init, *args), kwargs, op)
+    if where is None or where[0] is None:
+        return where
+    if where[0] == 0:
+        raise ValueError(f"{op}: `state={state!r}` names the carry; the state is an argument after it")
+    return where[0] - 1, None
+
+
+def _take(where: tuple, args: tuple, kwargs: dict) -> Any:
+    return args[where[0]] if where[1] is None else kwargs[where[1]]
+
+
+def _put(where: tuple, args: tuple, kwargs: dict, value: Any) -> tuple[tuple, dict]:
+    if where[1] is None:
+        return args[: where[0]] + (value,) + args[where[0] + 1 :], kwargs
+    return args, {**kwargs, where[1]: value}
 
 
 def map(
-    fn: Callable,
-    axis: AxisSelector,
+    fn: Callable | None = None,
+    axis: AxisSelector | None = None,
     *,
     batch_size: int | None = None,
-    is_mapped: bool | Callable[[Any], bool] = _is_shaped_array,
+    default: Any = _UNSET,
     state: int | str | bool | None = None,
     unexpected_state: UnexpectedState = "raise",
+    is_mapped: bool | Callable[[Any], bool] = _UNSET,
+    f: Callable | None = None,
 ) -> Callable:
     """Map ``fn`` over a named axis sequentially (`jax.lax.map`), in vectorised chunks of ``batch_size``.
 
@@ -353,18 +378,21 @@ def map(
     ``batch_size``, not with the axis: the tool for axes too large to vectorise at once.
 
     Args:
-        fn: the function to map.
+        fn: the function to map (``f=`` is its old name, still accepted).
         axis: the axis (an `Axis`, or a name if an argument has it).
         batch_size: elements per vectorised chunk (None: one at a time). Need not divide the size.
-        is_mapped: as `scan`'s ``is_scanned``: which plain leaves are sliced along their leading
-            dimension (by default plain arrays of rank >= 1). NamedArrays are mapped when they have
-            the axis.
+        default: which plain leaves are sliced and along which dimension, as `scan`'s ``default``
+            (by default plain arrays of rank >= 1, along their leading dimension). NamedArrays are
+            mapped when they have the axis.
         state: which argument is the model state, as in `vmap` (its plain arrays are never sliced).
             Entries that stay unbatched are carried through the loop, one copy, not one per element.
         unexpected_state: "raise", "warn" or "batch", as in `vmap`.
+        is_mapped: older form of ``default``, kept as an alias (a bool or a callable ``leaf -> bool``).
+        f: old name of ``fn``.
 
     Returns:
-        The mapped function; NamedArray outputs get the axis first, other arrays a leading dimension.
+        The mapped function; NamedArray outputs get the axis first, other arrays a leading
+        dimension. Called eagerly, it reuses its trace (see the module docs).
 
     Raises:
         ValueError: sizes along the axis disagree, the size is unknown, ``batch_size`` is not a
@@ -380,54 +408,61 @@ def map(
                [ 6., 9.],
                [20., 25.]], dtype=float32)
     """
+    fn = fn_alias(fn, f, "map")
+    if axis is None:
+        raise TypeError("map: `axis` is required: nx.map(fn, axis)")
     _check_selector(axis, "map")
-    if not callable(fn):
-        raise TypeError(f"map: `fn` must be callable, got {type(fn).__name__}: {fn!r}")
+    _check_fn(fn, "map")
     if batch_size is not None and (not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1):
         raise ValueError(f"map: `batch_size` must be a positive int or None, got {batch_size!r}")
-
     _state.check_options(state, unexpected_state, "map")
-    names = _positional_params(fn)[0] if type(state) in (int, str) else ()
+    specs = _loop_specs("map", default, {"is_mapped": is_mapped}, fn, state, unexpected_state)
+    axes = ((*_check_selector(axis, "map"),),)
 
     def mapped(*args: Any, **kwargs: Any):
-        st = None if state is False else _state.find_state(state, names, args, kwargs, "map")
-        if st is not None:
-            return _map_state(fn, axis, batch_size, is_mapped, st, unexpected_state, names, args, kwargs)
-        plan = _plan(fn, "map", axis, args, kwargs, is_mapped, skip=0)
-        store: list = []
-        xs = plan.xs if plan.xs else [jnp.zeros((plan.axis.size, 0), jnp.int8)]
-        n_real = len(plan.xs)
-
-        def body(slices):
-            a, kw = plan.rebuild(slices[:n_real])
-            out = fn(*a, **kw)
-            _check_out_axes(out, plan.axis, "map")
-            return _split_static(out, store)
-
-        ys = jax.lax.map(body, xs, batch_size=batch_size)
-        return _join(ys, store, plan.axis)
+        return _map_cached(fn, axes, specs, batch_size, args, kwargs)
 
     return mapped
 
 
-def _map_state(fn, axis, batch_size, is_mapped, st, policy, names, args, kwargs):
+def _map(fn: Callable, axes: tuple, specs: Specs, batch_size: int | None, args: tuple, kwargs: dict) -> Any:
+    r = resolve(fn, axes, specs, args, kwargs, "map")
+    if r.st is not None:
+        return _map_state(fn, axes, specs, batch_size, r, args, kwargs)
+    axis = r.mapped[0]
+    store: list = []
+    xs = _leading(r)
+    n_real = len(xs)
+    xs = xs if xs else [jnp.zeros((axis.size, 0), jnp.int8)]
+
+    def body(slices):
+        a, kw = r.rebuild(slices[:n_real])
+        out = fn(*a, **kw)
+        _check_out_axes(out, axis, "map")
+        return _split_static(out, store)
+
+    ys = jax.lax.map(body, xs, batch_size=batch_size)
+    return _join(ys, store, axis)
+
+
+_map_cached = eager_cached(_map)
+
+
+def _map_state(fn, axes, specs, batch_size, r, args, kwargs):
     """`map` with a state argument: classify the returned state entries by one abstract trace of the
-    equivalent `vmap` (see `namedax._state`), then loop, carrying the entries that stay unbatched
-    (one copy, not one per element) and stacking the rest."""
-    plan = _plan(fn, "map", axis, args, kwargs, is_mapped, skip=0, whole=st)
-    name = plan.axis.name
-    label = _arg_label_of(fn, st)
+    equivalent `vmap` (see `namedax.transforms._state`), then loop, carrying the entries that stay
+    unbatched (one copy, not one per element) and stacking the rest."""
+    axis = r.mapped[0]
+    name = axis.name
+    st = cast(tuple, r.st)
+    label = arg_label(fn, *st)
     state_val = args[st[0]] if st[1] is None else kwargs[st[1]]
-
-    def spec(leaf):
-        return 0 if (is_mapped(leaf) if callable(is_mapped) else bool(is_mapped)) else None
-
-    w = _VmapWrapper(fn, ((name, plan.axis.size),), _Specs(spec, (), {}, names, _state_by_place(st), policy))
+    w = _VmapWrapper(fn, ((name, axis.size),), specs)
     found: list = []
 
     def classify(a, k):
-        out, splan = _run(w, a, k, op="map", front=True, jax_names=(f"{name}:map",))
-        assert splan is not None  # w has a state, so _run returns its plan
+        out, splan = run(w, a, k, op="map", front=True, jax_names=(f"{name}:map",))
+        assert splan is not None  # w has a state, so run returns its plan
         leaves = jax.tree.leaves(out, is_leaf=_is_named)
         unb = sorted(splan.unbatched())
         found[:] = [splan, unb]
@@ -441,9 +476,9 @@ def _map_state(fn, axis, batch_size, is_mapped, st, policy, names, args, kwargs)
     meta: list = []
 
     def elem(slices):
-        a, kw = plan.rebuild(slices[: len(plan.xs)])
+        a, kw = r.rebuild(slices[: len(r.dyn_pos)])
         out = _state.split_output(fn(*a, **kw), state_val, "map", label)
-        _check_out_axes(out, plan.axis, "map")
+        _check_out_axes(out, axis, "map")
         leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
         meta[:] = [td, [leaves[i].axes if _is_named(leaves[i]) else None for i in unb]]
         carry = [leaves[i].array if _is_named(leaves[i]) else leaves[i] for i in unb]
@@ -451,9 +486,10 @@ def _map_state(fn, axis, batch_size, is_mapped, st, policy, names, args, kwargs)
         ys = [None if i in unb_set else leaf for i, leaf in enumerate(leaves)]
         return carry, _split_static(ys, store)
 
-    xs = plan.xs if plan.xs else [jnp.zeros((plan.axis.size, 0), jnp.int8)]
-    carry, ys = _chunked(elem, init, xs, plan.axis.size, batch_size)
-    stacked = _join(ys, store, plan.axis)
+    xs = _leading(r)
+    xs = xs if xs else [jnp.zeros((axis.size, 0), jnp.int8)]
+    carry, ys = _chunked(elem, init, xs, axis.size, batch_size)
+    stacked = _join(ys, store, axis)
     td, unb_axes = meta
     it = iter(zip(carry, unb_axes, strict=True))
     full = []
@@ -486,12 +522,3 @@ def _chunked(elem, init, xs, n, batch_size):
     return carry, ys
 
 
-def _state_by_place(st: tuple) -> int | str:
-    return st[0] if st[1] is None else st[1]
-
-
-def _arg_label_of(fn, st: tuple) -> str:
-    if st[1] is not None:
-        return st[1]
-    ps = _positional_params(fn)[0]
-    return ps[st[0]] if st[0] < len(ps) else f"args[{st[0]}]"
