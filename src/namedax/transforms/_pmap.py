@@ -107,6 +107,14 @@ def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
     return r.mapped[0].size, tuple(r.dims())
 
 
+def _block_struct(a: Any, d: int | None, n_dev: int) -> jax.ShapeDtypeStruct:
+    """One device's block of ``a`` (split along dimension ``d``), as a shape."""
+    shape = tuple(np.shape(a))
+    if d is not None:
+        shape = shape[:d] + (shape[d] // n_dev,) + shape[d + 1 :]
+    return jax.ShapeDtypeStruct(shape, a.dtype)
+
+
 def _spec_at(d: int | None, mesh_axis: str) -> PartitionSpec:
     return PartitionSpec() if d is None else PartitionSpec(*([None] * d), mesh_axis)
 
@@ -169,9 +177,23 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
         static_out.append((td, s1, s2, unb, plan))
         return a1, a2
 
+    arrays = [flat[k].array if _is_named(flat[k]) else flat[k] for k in dyn]
+    # Trace once, outside the shard_map, so that every array `fn` closes over (a global, an earlier
+    # pmap's output on another mesh, a tracer of an enclosing jit or grad) becomes an explicit,
+    # replicated input: a shard_map refuses constants placed on any mesh but its own.
+    n_dev = len(w._devices)
+    local = [_block_struct(a, dims[k], n_dev) for a, k in zip(arrays, dyn, strict=True)]
+    closed, out_shape = jax.make_jaxpr(body, axis_env=[(mesh_axis, n_dev)], return_shape=True)(local)
+    out_tree = jax.tree.structure(out_shape)
+
+    def hoisted(arrays, consts):
+        return jax.tree.unflatten(out_tree, jax.core.eval_jaxpr(closed.jaxpr, consts, *arrays))
+
+    consts = list(closed.consts)
     out_specs = (PartitionSpec(mesh_axis), PartitionSpec())
-    mapped = jax.shard_map(body, mesh=mesh, in_specs=(in_specs,), out_specs=out_specs, check_vma=False)
-    a1, a2 = mapped([flat[k].array if _is_named(flat[k]) else flat[k] for k in dyn])
+    mapped = jax.shard_map(hoisted, mesh=mesh, in_specs=(in_specs, [PartitionSpec()] * len(consts)),
+                           out_specs=out_specs, check_vma=False)  # fmt: skip
+    a1, a2 = mapped(arrays, consts)
     td, s1, s2, unb, plan = static_out[0]
     split, repl = eqx.combine(a1, s1), eqx.combine(a2, s2)
     out = td.unflatten([repl[i] if i in unb else split[i] for i in range(len(split))])
