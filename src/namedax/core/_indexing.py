@@ -20,7 +20,6 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -42,9 +41,6 @@ def _index_pairs(idx, op: str) -> list[tuple[AxisSelector, Any]]:
     )
 
 
-_GETITEM: dict = {}
-
-
 def getitem(x: NamedArray, idx) -> NamedArray:
     """``x[idx]``: see `NamedArray.__getitem__`."""
     pos, out_axes = _positional_index(x.axes, idx, "indexing")
@@ -53,9 +49,7 @@ def getitem(x: NamedArray, idx) -> NamedArray:
     # eager: one jitted kernel per index structure; integers and index arrays are arguments,
     # so a loop over x[axis, i] compiles once (and beats eager jnp indexing several times over)
     static = tuple((p.start, p.stop, p.step) if type(p) is slice else None for p in pos)
-    k = _GETITEM.get(static)
-    if k is None:
-        k = _GETITEM[static] = jax.jit(_getitem_fn(static))
+    k = _kernels.kernel(("getitem", static), _getitem_fn, static)
     return _new(k(x.array, *[p for p in pos if type(p) is not slice]), out_axes)
 
 
