@@ -145,10 +145,10 @@ def test_dot_eager_uses_cached_kernels_without_einsum(monkeypatch):
     r = nx.dot(x, w, axis="q")  # two operands: dot_general, even on the first call
     np.testing.assert_allclose(r.array, np.asarray(x.array) @ np.asarray(w.array), rtol=1e-5)
     monkeypatch.undo()
-    n_kernels = len(_kernels._KERNELS)
+    n_cached = _kernels.cache_len()
     v = rand((Axis("r", 2), Axis("s", 4)), seed=2)
     nx.dot(x, w, v, axis=("q", "r"))
-    plan_kernel = _linalg._DOT_PLANS[(("q", "r"), None, None, None, x.axes, w.axes, v.axes)][0]
+    plan_kernel = _kernels.cached((("q", "r"), None, None, None, x.axes, w.axes, v.axes), None)[0]
 
     def no_path(*args, **kwargs):
         raise AssertionError("einsum path search on a cached call")
@@ -157,8 +157,8 @@ def test_dot_eager_uses_cached_kernels_without_einsum(monkeypatch):
     for _ in range(3):
         nx.dot(x, w, v, axis=("q", "r"))
         nx.dot(x, w, axis="q")
-    assert len(_kernels._KERNELS) == n_kernels + 1
-    assert plan_kernel[1]._cache_size() == 1  # one compile, reused
+    assert _kernels.cache_len() == n_cached + 2  # the plan and its kernel
+    assert plan_kernel.jitted._cache_size() == 1  # one compile, reused
 
 
 def test_dot_under_jit_and_grad():

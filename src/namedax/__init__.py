@@ -32,6 +32,7 @@ from .core._named_array import (
     rearrange as rearrange,
     rename as rename,
 )
+from .core._kernels import clear_caches as clear_caches
 from .ops import *  # noqa: F403  (ops/__init__.py lists its names explicitly)
 
 # --- transforms (owned by _vmap.py, _scan.py, _pmap.py, _collectives.py) ---

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.core
@@ -33,16 +33,18 @@ import numpy as np
 
 from . import _kernels
 from ._axis import Axis, AxisSelection, AxisSelector, axis_name, check_unique, to_axes, to_selectors
+from ._methods import ArrayMethods
 
 if TYPE_CHECKING:
     from typing import TypeAlias
 
-    from jax.typing import ArrayLike, DTypeLike
+    from jax.typing import ArrayLike
 
-    from ._axis import AxisSpec
+    from ._indexing import _AtIndexer
 
     # What operators accept. At run time a plain array must also be 0-d, which a type cannot say.
     _Operand: TypeAlias = "NamedArray | ArrayLike"
+    _BinaryMethod: TypeAlias = "Callable[[NamedArray, _Operand], NamedArray]"
 
 
 class AxisNotFoundError(KeyError, ValueError):
@@ -66,7 +68,57 @@ def _is_named(x) -> bool:
     return type(x) is NamedArray or isinstance(x, NamedArray)
 
 
-class NamedArray:
+def _binary_op(name: str, op: Callable, reflected: bool = False) -> Callable[[NamedArray, _Operand], NamedArray]:
+    """An operator method: ``op`` broadcast by name (`broadcast_apply`); ``x ** 3`` with a Python int
+    exponent as jax.numpy does it (`power_apply`)."""
+    power = op is jnp.power and not reflected
+
+    def method(self: NamedArray, other: _Operand) -> NamedArray:
+        if not (_is_named(other) or isinstance(other, jax.Array | np.ndarray | int | float | complex | np.generic)):
+            return NotImplemented  # e.g. a spaces.Parameter: its reflected operator handles it
+        if power:
+            return power_apply(name, op, (self, other))
+        return broadcast_apply(name, op, (other, self) if reflected else (self, other))
+
+    method.__name__ = method.__qualname__ = f"__{'r' if reflected else ''}{name}__"
+    method.__doc__ = f"``{op.__name__}`` elementwise, broadcasting by axis name (see `namedax.{op.__name__}`)."
+    return method
+
+
+def unary(name: str, fn: Callable) -> Callable[[NamedArray | ArrayLike], NamedArray]:
+    """The named version of a positional elementwise ``fn``: the axes are kept, a scalar gives a
+    0-d result. One dispatch already (jax.numpy's functions are jitted), so nothing is cached. Used
+    by the unary operators, `namedax.exp` and the like, and the `namedax.nn` activations."""
+
+    def op(x: NamedArray | ArrayLike) -> NamedArray:
+        if type(x) is not NamedArray:
+            x = as_named(x, name)
+        return _new(fn(x.array), x.axes)  # type: ignore[union-attr]
+
+    op.__name__ = op.__qualname__ = name
+    return op
+
+
+def as_named(x: Any, op: str) -> NamedArray:
+    """A NamedArray as is, a scalar as a 0-d NamedArray; anything else is a TypeError naming ``op``."""
+    if _is_named(x):
+        return x
+    check_operand(x, op)
+    return _new(jnp.asarray(x), ())
+
+
+_indexing: Any = None  # core/_indexing.py, which builds on this module: imported on first use
+
+
+def _load_indexing() -> Any:
+    global _indexing
+    from . import _indexing as module
+
+    _indexing = module
+    return module
+
+
+class NamedArray(ArrayMethods):
     """An array whose dimensions are named by a tuple of `Axis`.
 
     Build one with `named` (which reads sizes from the array) or directly from an array and its axes.
@@ -185,22 +237,15 @@ class NamedArray:
 
     # ---- indexing ----
     def __getitem__(self, idx) -> NamedArray:
-        pos, out_axes = _positional_index(self.axes, idx, "indexing")
-        if not _kernels.is_eager():
-            return _new(self.array[pos], out_axes)  # traced: exactly the positional jaxpr
-        # eager: one jitted kernel per index structure; integers and index arrays are arguments,
-        # so a loop over x[axis, i] compiles once (and beats eager jnp indexing several times over)
-        static = tuple((p.start, p.stop, p.step) if type(p) is slice else None for p in pos)
-        k = _GETITEM.get(static)
-        if k is None:
-            k = _GETITEM[static] = jax.jit(_getitem_fn(static))
-        return _new(k(self.array, *[p for p in pos if type(p) is not slice]), out_axes)
+        """Index by name: ``x["batch", 3]``, ``x["batch", 1:3, "embed", 0]``, ``x[{"batch": idx}]``
+        (an integer NamedArray gathers); see `namedax.core._indexing`."""
+        return (_indexing or _load_indexing()).getitem(self, idx)
 
     @property
     def at(self) -> _AtIndexer:
         """Functional updates by name: ``x.at["batch", 0].set(1.0)``, also ``add``, ``multiply``,
         ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments."""
-        return _AtIndexer(self)
+        return (_indexing or _load_indexing())._AtIndexer(self)
 
     def __iter__(self):
         raise TypeError(
@@ -223,6 +268,31 @@ class NamedArray:
     def __index__(self):
         return operator.index(self.array)
 
+    # ---- operators: elementwise, broadcasting by name (`broadcast_apply`) ----
+    __add__, __radd__ = _binary_op("add", jnp.add), _binary_op("add", jnp.add, reflected=True)
+    __sub__, __rsub__ = _binary_op("sub", jnp.subtract), _binary_op("sub", jnp.subtract, reflected=True)
+    __mul__, __rmul__ = _binary_op("mul", jnp.multiply), _binary_op("mul", jnp.multiply, reflected=True)
+    __truediv__ = _binary_op("truediv", jnp.true_divide)
+    __rtruediv__ = _binary_op("truediv", jnp.true_divide, reflected=True)
+    __floordiv__ = _binary_op("floordiv", jnp.floor_divide)
+    __rfloordiv__ = _binary_op("floordiv", jnp.floor_divide, reflected=True)
+    __mod__, __rmod__ = _binary_op("mod", jnp.mod), _binary_op("mod", jnp.mod, reflected=True)
+    __pow__, __rpow__ = _binary_op("pow", jnp.power), _binary_op("pow", jnp.power, reflected=True)
+    __and__, __rand__ = _binary_op("and", jnp.bitwise_and), _binary_op("and", jnp.bitwise_and, reflected=True)
+    __or__, __ror__ = _binary_op("or", jnp.bitwise_or), _binary_op("or", jnp.bitwise_or, reflected=True)
+    __xor__, __rxor__ = _binary_op("xor", jnp.bitwise_xor), _binary_op("xor", jnp.bitwise_xor, reflected=True)
+    __lshift__ = _binary_op("lshift", jnp.left_shift)
+    __rlshift__ = _binary_op("lshift", jnp.left_shift, reflected=True)
+    __rshift__ = _binary_op("rshift", jnp.right_shift)
+    __rrshift__ = _binary_op("rshift", jnp.right_shift, reflected=True)
+    # comparisons are elementwise, as for jax arrays (hence the override of object's)
+    __eq__: ClassVar[_BinaryMethod] = _binary_op("eq", jnp.equal)  # type: ignore[assignment]
+    __ne__: ClassVar[_BinaryMethod] = _binary_op("ne", jnp.not_equal)  # type: ignore[assignment]
+    __lt__, __le__ = _binary_op("lt", jnp.less), _binary_op("le", jnp.less_equal)
+    __gt__, __ge__ = _binary_op("gt", jnp.greater), _binary_op("ge", jnp.greater_equal)
+    __neg__, __pos__ = unary("__neg__", jnp.negative), unary("__pos__", jnp.positive)
+    __abs__, __invert__ = unary("__abs__", jnp.abs), unary("__invert__", jnp.invert)
+
     def __matmul__(self, other):
         raise TypeError("`@` is ambiguous for named arrays: use nx.dot(x, y, axis=...) to name the axes to contract")
 
@@ -234,121 +304,6 @@ class NamedArray:
             body = np.array2string(np.asarray(arr), separator=", ", prefix="  array=")
             return f"NamedArray({self.shape}, dtype={arr.dtype},\n  array={body})"
         return f"NamedArray({self.shape}, {arr!r})"
-
-    if TYPE_CHECKING:
-        # Declarations, for type checkers, of what is installed with setattr at run time: the
-        # operators below this class, and methods by ops/. tests/test_typing_surface.py checks that
-        # these names and signatures match what is installed.
-
-        def __add__(self, other: _Operand) -> NamedArray: ...
-        def __radd__(self, other: _Operand) -> NamedArray: ...
-        def __sub__(self, other: _Operand) -> NamedArray: ...
-        def __rsub__(self, other: _Operand) -> NamedArray: ...
-        def __mul__(self, other: _Operand) -> NamedArray: ...
-        def __rmul__(self, other: _Operand) -> NamedArray: ...
-        def __truediv__(self, other: _Operand) -> NamedArray: ...
-        def __rtruediv__(self, other: _Operand) -> NamedArray: ...
-        def __floordiv__(self, other: _Operand) -> NamedArray: ...
-        def __rfloordiv__(self, other: _Operand) -> NamedArray: ...
-        def __mod__(self, other: _Operand) -> NamedArray: ...
-        def __rmod__(self, other: _Operand) -> NamedArray: ...
-        def __pow__(self, other: _Operand) -> NamedArray: ...
-        def __rpow__(self, other: _Operand) -> NamedArray: ...
-        def __and__(self, other: _Operand) -> NamedArray: ...
-        def __rand__(self, other: _Operand) -> NamedArray: ...
-        def __or__(self, other: _Operand) -> NamedArray: ...
-        def __ror__(self, other: _Operand) -> NamedArray: ...
-        def __xor__(self, other: _Operand) -> NamedArray: ...
-        def __rxor__(self, other: _Operand) -> NamedArray: ...
-        def __lshift__(self, other: _Operand) -> NamedArray: ...
-        def __rlshift__(self, other: _Operand) -> NamedArray: ...
-        def __rshift__(self, other: _Operand) -> NamedArray: ...
-        def __rrshift__(self, other: _Operand) -> NamedArray: ...
-        # comparisons are elementwise, as for jax arrays (hence the override of object's)
-        def __eq__(self, other: _Operand) -> NamedArray: ...  # type: ignore[override]
-        def __ne__(self, other: _Operand) -> NamedArray: ...  # type: ignore[override]
-        def __lt__(self, other: _Operand) -> NamedArray: ...
-        def __le__(self, other: _Operand) -> NamedArray: ...
-        def __gt__(self, other: _Operand) -> NamedArray: ...
-        def __ge__(self, other: _Operand) -> NamedArray: ...
-        def __neg__(self) -> NamedArray: ...
-        def __pos__(self) -> NamedArray: ...
-        def __abs__(self) -> NamedArray: ...
-        def __invert__(self) -> NamedArray: ...
-
-        # ops/_reductions.py
-        def sum(
-            self, axis: AxisSelection | None = None, *, where: NamedArray | None = None, dtype: DTypeLike | None = None
-        ) -> NamedArray: ...
-        def mean(
-            self, axis: AxisSelection | None = None, *, where: NamedArray | None = None, dtype: DTypeLike | None = None
-        ) -> NamedArray: ...
-        def prod(
-            self, axis: AxisSelection | None = None, *, where: NamedArray | None = None, dtype: DTypeLike | None = None
-        ) -> NamedArray: ...
-        def max(
-            self, axis: AxisSelection | None = None, *, where: NamedArray | None = None, initial: float | None = None
-        ) -> NamedArray: ...
-        def min(
-            self, axis: AxisSelection | None = None, *, where: NamedArray | None = None, initial: float | None = None
-        ) -> NamedArray: ...
-        def std(
-            self,
-            axis: AxisSelection | None = None,
-            *,
-            where: NamedArray | None = None,
-            ddof: int = 0,
-            dtype: DTypeLike | None = None,
-        ) -> NamedArray: ...
-        def var(
-            self,
-            axis: AxisSelection | None = None,
-            *,
-            where: NamedArray | None = None,
-            ddof: int = 0,
-            dtype: DTypeLike | None = None,
-        ) -> NamedArray: ...
-        def any(self, axis: AxisSelection | None = None, *, where: NamedArray | None = None) -> NamedArray: ...
-        def all(self, axis: AxisSelection | None = None, *, where: NamedArray | None = None) -> NamedArray: ...
-        def argmax(self, axis: AxisSelector | None = None) -> NamedArray: ...
-        def argmin(self, axis: AxisSelector | None = None) -> NamedArray: ...
-        def cumsum(self, axis: AxisSelector, *, dtype: DTypeLike | None = None) -> NamedArray: ...
-        def cumprod(self, axis: AxisSelector, *, dtype: DTypeLike | None = None) -> NamedArray: ...
-        def sort(self, axis: AxisSelector, *, descending: bool = False, stable: bool = True) -> NamedArray: ...
-        def argsort(self, axis: AxisSelector, *, descending: bool = False, stable: bool = True) -> NamedArray: ...
-
-        # ops/_shape.py
-        def flatten_axes(self, old_axes: AxisSelection, new_axis: AxisSelector) -> NamedArray: ...
-        def unflatten_axis(self, axis: AxisSelector, new_axes: AxisSpec | Axis) -> NamedArray: ...
-        def split(self, axis: AxisSelector, new_axes: Sequence[Axis | int]) -> list[NamedArray]: ...
-        def unbind(self, axis: AxisSelector) -> list[NamedArray]: ...
-        def take(
-            self, axis: AxisSelector, index: Any, *, mode: str | None = None, fill_value: Any = None
-        ) -> NamedArray: ...
-        def roll(self, shift: Any, axis: AxisSelection) -> NamedArray: ...
-        def pad(
-            self,
-            pad_width: Mapping[AxisSelector, int | tuple[int, int]],
-            mode: str = "constant",
-            *,
-            constant_values: Any = 0,
-            **kwargs: Any,
-        ) -> NamedArray: ...
-
-        # ops/_elementwise.py
-        def round(self, decimals: int = 0) -> NamedArray: ...
-        def clip(self, a_min: NamedArray | Any = None, a_max: NamedArray | Any = None) -> NamedArray: ...
-        def conj(self) -> NamedArray: ...
-
-        # ops/_linalg.py (x.dot(y, axis=...) is dot(x, y, axis=...))
-        def dot(
-            self,
-            *arrays: NamedArray,
-            axis: AxisSelection | None = ...,
-            precision: Any = None,
-            preferred_element_type: Any = None,
-            out_axes: Sequence[AxisSelector | Any] | None = None,
-        ) -> NamedArray: ...
 
 
 _set_array = NamedArray.__dict__["array"].__set__
@@ -504,30 +459,24 @@ def broadcast_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = 
         else:
             check_operand(a, name)
             sig.append(a.axes if _is_named(a) else None)
-    key = (name, static, tuple(sig))
-    plan = _PLANS.get(key)
-    if plan is None:
-        named_axes = [s for s in sig if s is not None]
-        out_axes = union_of(name, named_axes) if named_axes else ()
-        aligns = [aligner(s, out_axes) if s is not None else None for s in sig]
-        if any(aligns):
-
-            def f(*xs):
-                return fn(*[al(x) if al is not None else x for al, x in zip(aligns, xs, strict=True)])
-
-        else:
-            f = fn
-        plan = _PLANS[key] = (f, jax.jit(f), out_axes)
-    arrays = [a.array if _is_named(a) else a for a in args]
-    if _kernels.is_eager():
-        return _new(plan[1](*arrays), plan[2])
-    return _new(plan[0](*arrays), plan[2])
+    k, out_axes = _kernels.cached((name, static, tuple(sig)), _broadcast_plan, name, fn, sig)
+    return _new(k(*[a.array if _is_named(a) else a for a in args]), out_axes)
 
 
-_PLANS: dict = {}
+def _broadcast_plan(name: str, fn: Callable, sig: list) -> tuple[Callable, tuple[Axis, ...]]:
+    named_axes = [s for s in sig if s is not None]
+    out_axes = union_of(name, named_axes) if named_axes else ()
+    aligns = [aligner(s, out_axes) if s is not None else None for s in sig]
+    if not any(aligns):
+        return _kernels.jit_pair(fn), out_axes
+
+    def f(*xs):
+        return fn(*[al(x) if al is not None else x for al, x in zip(aligns, xs, strict=True)])
+
+    return _kernels.jit_pair(f), out_axes
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)  # the function of a plan keyed on n: one object per n
 def _integer_pow(n: int) -> Callable:
     def pow_n(x):
         return jnp.power(x, n)
@@ -545,49 +494,6 @@ def power_apply(name: str, fn: Callable, args: Sequence[Any], static: Any = None
         n = operator.index(x2)
         return broadcast_apply(name, _integer_pow(n), (x1,), static=("integer_pow", n, static))
     return broadcast_apply(name, fn, args, static)
-
-
-def _binary(name: str, op: Callable, reflected: bool = False):
-    apply = power_apply if op is jnp.power and not reflected else broadcast_apply
-
-    def method(self, other):
-        if not (_is_named(other) or isinstance(other, jax.Array | np.ndarray | int | float | complex | np.generic)):
-            return NotImplemented  # e.g. a spaces.Parameter: its reflected operator handles it
-        return apply(name, op, (other, self) if reflected else (self, other))
-
-    method.__name__ = f"__{'r' if reflected else ''}{name}__"
-    return method
-
-
-def _unary(name: str, op: Callable):
-    k = _kernels.kernel(("unary", name), lambda: op)
-
-    def method(self):
-        return _new(_kernels.run(k, self.array), self.axes)
-
-    method.__name__ = f"__{name}__"
-    return method
-
-
-_BINARY_OPS = {
-    "add": jnp.add, "sub": jnp.subtract, "mul": jnp.multiply, "truediv": jnp.true_divide,
-    "floordiv": jnp.floor_divide, "mod": jnp.mod, "pow": jnp.power, "and": jnp.bitwise_and,
-    "or": jnp.bitwise_or, "xor": jnp.bitwise_xor, "lshift": jnp.left_shift,
-    "rshift": jnp.right_shift,
-}  # fmt: skip
-_COMPARISONS = {
-    "eq": jnp.equal, "ne": jnp.not_equal, "lt": jnp.less, "le": jnp.less_equal,
-    "gt": jnp.greater, "ge": jnp.greater_equal,
-}  # fmt: skip
-_UNARY_OPS = {"neg": jnp.negative, "pos": jnp.positive, "abs": jnp.abs, "invert": jnp.invert}
-
-for _name, _op in _BINARY_OPS.items():
-    setattr(NamedArray, f"__{_name}__", _binary(_name, _op))
-    setattr(NamedArray, f"__r{_name}__", _binary(_name, _op, reflected=True))
-for _name, _op in _COMPARISONS.items():
-    setattr(NamedArray, f"__{_name}__", _binary(_name, _op))
-for _name, _op in _UNARY_OPS.items():
-    setattr(NamedArray, f"__{_name}__", _unary(_name, _op))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,8 +525,11 @@ def _transposed(x: NamedArray, perm: tuple[int, ...]) -> NamedArray:
     axes = tuple(x.axes[i] for i in perm)
     if perm == tuple(range(len(perm))):
         return x
-    k = _kernels.kernel(("transpose", perm), lambda: lambda a: jax.lax.transpose(a, perm))
-    return _new(_kernels.run(k, x.array), axes)
+    return _new(_kernels.kernel(("transpose", perm), _transposer, perm)(x.array), axes)
+
+
+def _transposer(perm: tuple[int, ...]) -> Callable:
+    return lambda a: jax.lax.transpose(a, perm)
 
 
 def rearrange(x: NamedArray, order: Sequence[AxisSelector | Any]) -> NamedArray:
@@ -666,9 +575,7 @@ def broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, 
 
 def _broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str, int], op: str) -> NamedArray:
     """`broadcast_to`, its errors naming the caller's operation ``op``."""
-    if not _is_named(x):
-        check_operand(x, op)
-        x = _new(jnp.asarray(x), ())
+    x = as_named(x, op)
     if isinstance(axes, Mapping):
         target = to_axes(axes)
     else:
@@ -695,8 +602,7 @@ def _broadcast_to(x: NamedArray | Any, axes: Sequence[Axis | str] | Mapping[str,
 
         return f
 
-    k = _kernels.kernel(("broadcast_to", x.axes, target), make)
-    return _new(_kernels.run(k, x.array), target)
+    return _new(_kernels.kernel(("broadcast_to", x.axes, target), make)(x.array), target)
 
 
 def broadcast_axis(x: NamedArray | Any, axis: Axis | Sequence[Axis] | Mapping[str, int]) -> NamedArray:
@@ -708,184 +614,10 @@ def broadcast_axis(x: NamedArray | Any, axis: Axis | Sequence[Axis] | Mapping[st
         {'a': 2, 'b': 3}
     """
     new = to_axes(axis)
-    if not _is_named(x):
-        check_operand(x, "broadcast_axis")
-        x = _new(jnp.asarray(x), ())
+    x = as_named(x, "broadcast_axis")
     have = {a.name: a for a in x.axes}
     for a in new:
         if a.name in have and have[a.name].size != a.size:
             raise ValueError(f"broadcast_axis: {a} conflicts with {have[a.name]} of the array")
     front = tuple(a for a in new if a.name not in have)
     return broadcast_to(x, front + x.axes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Indexing by name
-# ---------------------------------------------------------------------------------------------
-
-
-def _index_pairs(idx, op: str) -> list[tuple[AxisSelector, Any]]:
-    if isinstance(idx, Mapping):
-        return list(idx.items())
-    if isinstance(idx, tuple) and len(idx) % 2 == 0 and len(idx) > 0:
-        pairs = list(zip(idx[0::2], idx[1::2], strict=True))
-        if all(type(k) is str or type(k) is Axis for k, _ in pairs):
-            return pairs
-    raise TypeError(
-        f"{op}: index by name, as x['batch', 3], x['batch', 1:3, 'embed', 0] or x[{{'batch': 3}}]; "
-        f"got {idx!r}"
-    )
-
-
-_GETITEM: dict = {}
-
-
-def _getitem_fn(static: tuple) -> Callable:
-    def f(a, *dyn):
-        it = iter(dyn)
-        return a[tuple(slice(*p) if p is not None else next(it) for p in static)]
-
-    return f
-
-
-_BOUND = (int, type(None))
-
-
-def _static_slice(ix: slice, ax: Axis, op: str) -> slice:
-    try:
-        return slice(*(None if v is None else operator.index(v) for v in (ix.start, ix.stop, ix.step)))
-    except TypeError:  # a float, or a traced value (a slice's size must be known when tracing)
-        raise TypeError(
-            f"{op}: the slice {ix} for axis {ax.name!r} needs static int bounds (a traced start goes in "
-            "jax.lax.dynamic_slice_in_dim, or index with an integer array)"
-        ) from None
-
-
-def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tuple[Axis, ...]]:
-    """Translate a by-name index to a positional one, and the axes of the result.
-
-    Integers remove their axis, slices keep it resized, a 1-D plain integer array keeps the axis name
-    with its new length, and integer NamedArrays gather: their axes (broadcast together by name) take
-    the place numpy's advanced indexing gives them.
-    """
-    pairs = _index_pairs(idx, op)
-    pos: list[Any] = [slice(None)] * len(axes)
-    kinds: list[str] = ["keep"] * len(axes)  # keep | int | adv
-    adv: dict[int, tuple[Any, tuple[Axis, ...]]] = {}
-    for sel, ix in pairs:
-        i = axis_index_in(axes, sel, op)
-        if kinds[i] != "keep" or pos[i] != slice(None):
-            raise ValueError(f"{op}: axis {axes[i].name!r} is indexed twice")
-        ax = axes[i]
-        if isinstance(ix, slice):
-            if not (type(ix.start) in _BOUND and type(ix.stop) in _BOUND and type(ix.step) in _BOUND):
-                ix = _static_slice(ix, ax, op)  # numpy ints, concrete 0-d arrays: hashable ints
-            if ix.step == 0:
-                raise ValueError(f"{op}: the slice {ix} for axis {ax.name!r} has step 0")
-            pos[i] = ix
-            axes_i = Axis(ax.name, len(range(*ix.indices(ax.size))))
-            kinds[i] = "slice"
-            adv[i] = (None, (axes_i,))
-        elif isinstance(ix, int | np.integer) and not isinstance(ix, bool):
-            n = int(ix)
-            if not -ax.size <= n < ax.size:
-                raise IndexError(f"{op}: index {n} is out of range for axis {ax.name!r} of size {ax.size}")
-            pos[i] = n + ax.size if n < 0 else n
-            kinds[i] = "int"
-        elif _is_named(ix):
-            ix = cast(NamedArray, ix)
-            if not jnp.issubdtype(ix.dtype, jnp.integer):
-                raise TypeError(
-                    f"{op}: a NamedArray index must be of integer dtype, got {ix.dtype} for axis {ax.name!r}"
-                )
-            adv[i] = (ix.array, ix.axes)
-            kinds[i] = "adv"
-        else:
-            arr: Any = ix if hasattr(ix, "shape") else np.asarray(ix)
-            if arr.dtype == bool or not jnp.issubdtype(arr.dtype, jnp.integer):
-                raise TypeError(f"{op}: index for axis {ax.name!r} must be an int, slice or integer array, got {ix!r}")
-            if arr.ndim == 0:
-                pos[i] = arr
-                kinds[i] = "int"
-            elif arr.ndim == 1:
-                adv[i] = (arr, (Axis(ax.name, arr.shape[0]),))
-                kinds[i] = "adv"
-            else:
-                raise TypeError(
-                    f"{op}: a plain index array for axis {ax.name!r} must be 1-D, got shape {arr.shape}; "
-                    "name its axes with nx.named(index, axes)"
-                )
-    adv_pos = [i for i, k in enumerate(kinds) if k == "adv"]
-    if not adv_pos:
-        out = tuple(adv[i][1][0] if kinds[i] == "slice" else a for i, a in enumerate(axes) if kinds[i] != "int")
-        return tuple(pos), out
-    idx_axes = union_of(op, [adv[i][1] for i in adv_pos])
-    kept = [adv[i][1][0] if kinds[i] == "slice" else a for i, a in enumerate(axes) if kinds[i] in ("keep", "slice")]
-    clash = {a.name for a in kept} & {a.name for a in idx_axes}
-    if clash:
-        raise ValueError(
-            f"{op}: index axes {sorted(clash)} are also axes of the indexed array; "
-            "rename the index's axes, or map over them with nx.vmap"
-        )
-    for i in adv_pos:
-        arr, a_axes = adv[i]
-        al = aligner(a_axes, idx_axes)
-        arr = jnp.asarray(arr)
-        pos[i] = al(arr) if al is not None else arr
-    # numpy: advanced (and, among them, integer) indices that are adjacent put the index axes in place
-    special = [i for i, k in enumerate(kinds) if k in ("adv", "int")]
-    adjacent = special == list(range(special[0], special[-1] + 1))
-    before = [adv[i][1][0] if kinds[i] == "slice" else axes[i] for i in range(special[0]) if kinds[i] != "int"]
-    if adjacent:
-        after = [adv[i][1][0] if kinds[i] == "slice" else axes[i] for i in range(special[-1] + 1, len(axes))]
-        out = tuple(before) + idx_axes + tuple(after)
-    else:
-        out = idx_axes + tuple(kept)
-    check_unique(out, op)
-    return tuple(pos), out
-
-
-class _AtIndexer:
-    __slots__ = ("_x",)
-
-    def __init__(self, x: NamedArray):
-        self._x = x
-
-    def __getitem__(self, idx) -> _AtUpdate:
-        return _AtUpdate(self._x, idx)
-
-
-class _AtUpdate:
-    __slots__ = ("_x", "_pos", "_axes")
-
-    def __init__(self, x: NamedArray, idx):
-        self._x = x
-        self._pos, self._axes = _positional_index(x.axes, idx, ".at[]")
-
-    def _value(self, v, op: str):
-        if _is_named(v):  # the value's axes must be among the indexed selection's
-            return _broadcast_to(v, self._axes, f".at[].{op}").array
-        check_operand(v, f".at[].{op}")
-        return v
-
-    def get(self, **kwargs) -> NamedArray:
-        return _new(self._x.array.at[self._pos].get(**kwargs), self._axes)
-
-    def _update(self, op: str, v, kwargs) -> NamedArray:
-        ref = self._x.array.at[self._pos]
-        return _new(getattr(ref, op)(self._value(v, op), **kwargs), self._x.axes)
-
-    def set(self, v, **kwargs) -> NamedArray:
-        return self._update("set", v, kwargs)
-
-    def add(self, v, **kwargs) -> NamedArray:
-        return self._update("add", v, kwargs)
-
-    def multiply(self, v, **kwargs) -> NamedArray:
-        return self._update("multiply", v, kwargs)
-
-    def min(self, v, **kwargs) -> NamedArray:
-        return self._update("min", v, kwargs)
-
-    def max(self, v, **kwargs) -> NamedArray:
-        return self._update("max", v, kwargs)

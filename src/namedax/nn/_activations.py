@@ -16,21 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
-from ..core._named_array import NamedArray, _new, axis_index_in, check_operand
+from ..core._named_array import NamedArray, _new, as_named, axis_index_in, unary
 
 __all__ = [
     "relu", "relu6", "gelu", "quick_gelu", "silu", "swish", "sigmoid", "log_sigmoid", "tanh", "softplus",
     "soft_sign", "elu", "celu", "selu", "leaky_relu", "hard_tanh", "hard_sigmoid", "hard_silu", "hard_swish",
     "mish", "glu", "softmax", "log_softmax", "one_hot",
 ]  # fmt: skip
-
-
-def _as_named(x: Any, op: str) -> NamedArray:
-    """A NamedArray as is, a scalar as a 0-d NamedArray; a plain array of nonzero rank is a TypeError."""
-    if isinstance(x, NamedArray):
-        return x
-    check_operand(x, op)
-    return _new(jnp.asarray(x), ())
 
 
 _DOC = """{summary} elementwise; the axes of ``x`` are kept.{extra}
@@ -54,12 +46,7 @@ Examples:
 
 
 def _unary(name: str, fn: Callable, out: str, summary: str | None = None, extra: str = "") -> Callable:
-    def op(x: NamedArray) -> NamedArray:
-        if type(x) is not NamedArray:
-            x = _as_named(x, name)
-        return _new(fn(x.array), x.axes)
-
-    op.__name__ = op.__qualname__ = name
+    op = unary(name, fn)
     op.__doc__ = _DOC.format(summary=summary or f"`jax.nn.{name}`", name=name, out=out, extra=extra)
     return op
 
@@ -111,7 +98,7 @@ def gelu(x: NamedArray, approximate: bool = True) -> NamedArray:
         >>> nx.nn.gelu(x).array.tolist(), nx.nn.gelu(x, approximate=False).array.tolist()
         ([-0.1588, 0.0, 1.9546], [-0.1587, 0.0, 1.9545])
     """
-    x = _as_named(x, "gelu")
+    x = as_named(x, "gelu")
     return _new(jnn.gelu(x.array, approximate=approximate), x.axes)
 
 
@@ -135,7 +122,7 @@ def leaky_relu(x: NamedArray, negative_slope: float = 0.01) -> NamedArray:
         >>> nx.nn.leaky_relu(x).array.tolist(), nx.nn.leaky_relu(x, 0.5).array.tolist()
         ([-0.01, 0.0, 2.0], [-0.5, 0.0, 2.0])
     """
-    x = _as_named(x, "leaky_relu")
+    x = as_named(x, "leaky_relu")
     return _new(jnn.leaky_relu(x.array, negative_slope=negative_slope), x.axes)
 
 
@@ -159,7 +146,7 @@ def elu(x: NamedArray, alpha: float = 1.0) -> NamedArray:
         >>> nx.nn.elu(x).array.tolist()
         [-0.6321, 0.0, 2.0]
     """
-    x = _as_named(x, "elu")
+    x = as_named(x, "elu")
     return _new(jnn.elu(x.array, alpha=alpha), x.axes)
 
 
@@ -183,7 +170,7 @@ def celu(x: NamedArray, alpha: float = 1.0) -> NamedArray:
         >>> nx.nn.celu(x, alpha=2.0).array.tolist()
         [-0.7869, 0.0, 2.0]
     """
-    x = _as_named(x, "celu")
+    x = as_named(x, "celu")
     return _new(jnn.celu(x.array, alpha=alpha), x.axes)
 
 
@@ -218,7 +205,7 @@ def softmax(x: NamedArray, axis: AxisSelection | None) -> NamedArray:
         >>> nx.nn.softmax(logits, "label").array.tolist()
         [[0.5, 0.5], [0.25, 0.75]]
     """
-    x = _as_named(x, "softmax")
+    x = as_named(x, "softmax")
     return _new(jnn.softmax(x.array, axis=_axis_indices(x, axis, "softmax")), x.axes)
 
 
@@ -243,7 +230,7 @@ def log_softmax(x: NamedArray, axis: AxisSelection | None) -> NamedArray:
         >>> jnp.exp(nx.nn.log_softmax(logits, "label").array).tolist()
         [[0.5, 0.5], [0.25, 0.75]]
     """
-    x = _as_named(x, "log_softmax")
+    x = as_named(x, "log_softmax")
     return _new(jnn.log_softmax(x.array, axis=_axis_indices(x, axis, "log_softmax")), x.axes)
 
 
@@ -269,7 +256,7 @@ def glu(x: NamedArray, axis: AxisSelector) -> NamedArray:
         >>> y.axes, y.array.tolist()
         ((Axis('embed', 2),), [0.5, 2.0])
     """
-    x = _as_named(x, "glu")
+    x = as_named(x, "glu")
     i = axis_index_in(x.axes, axis, "glu")
     ax = x.axes[i]
     if ax.size % 2:

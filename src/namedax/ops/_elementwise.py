@@ -3,8 +3,9 @@
 Two factories generate the surface from the tables below, docstrings included:
 
 - `_unary` functions keep the axes of their operand and call the jax function directly on
-  ``x.array``: one op is one dispatch already, so there is nothing to cache, and under tracing
-  the jaxpr is that of the positional call.
+  ``x.array`` (`namedax.core._named_array.unary`, shared with the operators and the activations):
+  one op is one dispatch already, so there is nothing to cache, and under tracing the jaxpr is
+  that of the positional call.
 - `_binary` functions go through `broadcast_apply`, which plans the alignment once per signature
   (the axes of both operands) and runs it as one jitted kernel eagerly, or as the plain positional
   code under tracing. The result's axes are the first operand's, then the new ones of the second;
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
 
-from ..core._named_array import NamedArray, _new, broadcast_apply, check_operand, power_apply
+from ..core._named_array import NamedArray, _new, as_named, broadcast_apply, power_apply, unary
 
 # ---------------------------------------------------------------------------------------------
 # Factories
@@ -89,21 +90,8 @@ Examples:
 """
 
 
-def _as_named(x: Any, op: str) -> NamedArray:
-    """A NamedArray as is, a scalar as a 0-d NamedArray; anything else is a TypeError."""
-    if isinstance(x, NamedArray):
-        return x
-    check_operand(x, op)
-    return _new(jnp.asarray(x), ())
-
-
 def _unary(name: str, fn: Callable, example_in: str, example_out: str, src: str = "jax.numpy") -> Callable:
-    def op(x: NamedArray) -> NamedArray:
-        if type(x) is not NamedArray:
-            x = _as_named(x, name)
-        return _new(fn(x.array), x.axes)
-
-    op.__name__ = op.__qualname__ = name
+    op = unary(name, fn)
     op.__doc__ = _UNARY_DOC.format(src=src, name=name, example_in=example_in, example_out=example_out)
     return op
 
@@ -270,7 +258,7 @@ def round(x: NamedArray, decimals: int = 0) -> NamedArray:
         [1.0, 6.0]
     """
     if type(x) is not NamedArray:
-        x = _as_named(x, "round")
+        x = as_named(x, "round")
     return _new(jnp.round(x.array, decimals), x.axes)
 
 
@@ -297,7 +285,7 @@ def nan_to_num(x: NamedArray, *, nan: Any = 0.0, posinf: Any = None, neginf: Any
         [1.0, -1.0, -9.0]
     """
     if type(x) is not NamedArray:
-        x = _as_named(x, "nan_to_num")
+        x = as_named(x, "nan_to_num")
     return _new(jnp.nan_to_num(x.array, nan=nan, posinf=posinf, neginf=neginf), x.axes)
 
 
@@ -389,7 +377,7 @@ def clip(x: NamedArray, a_min: NamedArray | Any = None, a_max: NamedArray | Any 
         (Axis('x', 3), Axis('h', 2))
     """
     if a_min is None and a_max is None:
-        return _as_named(x, "clip")
+        return as_named(x, "clip")
     if a_max is None:
         return broadcast_apply("clip", _clip_lo, (x, a_min), static="min")  # static: which fn, for the plan key
     if a_min is None:
@@ -412,7 +400,7 @@ def _isclose_nan(a, b, rtol, atol):
     return jnp.isclose(*_lift(a, b, rtol, atol), equal_nan=True)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=256)
 def _isclose_const(rtol: float, atol: float, equal_nan: bool) -> Callable:
     # Python-number tolerances are baked in: a jitted call with two fewer scalar arguments is
     # several microseconds faster, and tolerances are nearly always constants.
@@ -489,8 +477,3 @@ def allclose(
     """
     return jnp.all(isclose(a, b, rtol, atol, equal_nan).array)
 
-
-# Methods jax arrays have: x.round(), x.clip(...), x.conj().
-NamedArray.round = round  # type: ignore[attr-defined]
-NamedArray.clip = clip  # type: ignore[attr-defined]
-NamedArray.conj = conj  # type: ignore[attr-defined]

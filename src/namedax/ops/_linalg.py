@@ -30,14 +30,8 @@ import opt_einsum
 
 from ..core import _kernels
 from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
-from ..core._kernels import _is_eager
+from ..core._methods import _MISSING
 from ..core._named_array import AxisNotFoundError, NamedArray, _is_named, _new, union_of
-
-_MISSING: Any = object()
-# (options, operand axes) -> (kernel, output axes), validated when first built
-_DOT_PLANS: dict = {}
-_FAST: dict = {}
-_EINSUM_PLANS: dict = {}
 
 
 def _names(axes: Sequence[Axis]) -> tuple[str, ...]:
@@ -204,52 +198,26 @@ def dot(
         >>> x.dot(w, axis=()).axes  # nothing contracted: embed is shared, so batched
         (Axis('embed', 3), Axis('batch', 2), Axis('out', 2))
     """
-    # the hot path. Plans are cached by signature; a front cache keyed on the identity of the axes
-    # tuples (which results share with their plan) and of an immutable `axis` skips hashing Axis
-    # objects. Its entries hold those objects, so an id cannot be reused while its entry exists.
-    if (
-        len(arrays) == 2
-        and (type(axis) is str or type(axis) is Axis or type(axis) is tuple or axis is None)
-        and precision is None
-        and preferred_element_type is None
-        and out_axes is None
-    ):
-        x, y = arrays
-        try:
-            xa, ya = x.axes, y.axes
-            e = _FAST.get((id(axis), id(xa), id(ya)))
-            if e is not None and e[0] is axis and e[1] is xa and e[2] is ya:
-                k, out = e[3]
-            else:
-                k, out = plan = _dot_plan_cached(arrays, axis, None, None, None)
-                if len(_FAST) > 4096:
-                    _FAST.clear()
-                _FAST[(id(axis), id(xa), id(ya))] = (axis, xa, ya, plan)
-            r = k[1](x.array, y.array) if _is_eager() else k[0](x.array, y.array)
-        except AttributeError:  # not NamedArrays
-            _check_arrays("dot", arrays)
-            raise
-        return _new(r, out)
-    k, out = _dot_plan_cached(arrays, axis, precision, preferred_element_type, out_axes)
-    return _new((k[1] if _is_eager() else k[0])(*[a.array for a in arrays]), out)
+    opts = (axis, precision, preferred_element_type, out_axes)
+    try:
+        if len(arrays) == 2:  # the hot path: no list building
+            x, y = arrays
+            k, out = _kernels.cached((*opts, x.axes, y.axes), _dot_plan, arrays, *opts)
+            return _new(k(x.array, y.array), out)
+        k, out = _kernels.cached((*opts, *[a.axes for a in arrays]), _dot_plan, arrays, *opts)
+    except (TypeError, AttributeError):  # a list or {name: size} selection, or bad input: the slow path
+        k, out = _dot_plan_slow(arrays, *opts)
+    return _new(k(*[a.array for a in arrays]), out)
 
 
-def _dot_plan_cached(arrays, axis, precision, pet, out_axes):
+def _dot_plan_slow(arrays, axis, precision, pet, out_axes):
+    _check_arrays("dot", arrays)  # raises for an operand that is not a NamedArray
     axis = tuple(axis) if type(axis) is list else axis
     out_axes = tuple(out_axes) if type(out_axes) is list else out_axes
-    key = None
-    try:
-        key = (axis, precision, pet, out_axes, *[a.axes for a in arrays])
-        return _DOT_PLANS[key]
-    except (KeyError, TypeError, AttributeError):  # first call; unhashable ({name: size}) or bad input
-        pass
-    plan = _dot_plan(arrays, axis, precision, pet, out_axes)  # validates: raises before any computation
-    if key is not None:
-        try:
-            _DOT_PLANS[key] = plan
-        except TypeError:
-            pass
-    return plan
+    key = (axis, precision, pet, out_axes, *[a.axes for a in arrays])
+    if _kernels.hashable(key):
+        return _kernels.cached(key, _dot_plan, arrays, axis, precision, pet, out_axes)
+    return _dot_plan(arrays, axis, precision, pet, out_axes)  # a {name: size} selection: planned every time
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,17 +462,12 @@ def einsum(
         >>> nx.einsum("... d, d w -> ... w", a, b).shape
         {'h': 2, 'w': 3}
     """
+    args = (equation, arrays, axis_aliases, precision, preferred_element_type)
     try:
         key = (equation, precision, preferred_element_type, tuple(axis_aliases.items()), *[a.axes for a in arrays])
-        plan = _EINSUM_PLANS.get(key)
-    except (AttributeError, TypeError):
-        key = plan = None
-    if plan is None:
-        plan = _einsum_plan(equation, arrays, axis_aliases, precision, preferred_element_type)
-        if key is not None:
-            _EINSUM_PLANS[key] = plan
-    k, out = plan
-    return _new(_kernels.run(k, *[a.array for a in arrays]), out)
-
-
-NamedArray.dot = dot  # type: ignore[attr-defined]  # x.dot(y, axis=...) is dot(x, y, axis=...)
+        hash(key)
+    except (AttributeError, TypeError):  # bad input: planning raises the error
+        k, out = _einsum_plan(*args)
+    else:
+        k, out = _kernels.cached(key, _einsum_plan, *args)
+    return _new(k(*[a.array for a in arrays]), out)

@@ -24,7 +24,7 @@ that of ``jnp.sum(a, axis=positions)``. Errors are raised while planning, before
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,25 +33,16 @@ from jax.typing import DTypeLike
 
 from ..core import _kernels
 from ..core._axis import Axis, AxisSelection, AxisSelector, to_selectors
-from ..core._named_array import NamedArray, _new, aligner, axis_index_in, check_operand
+from ..core._named_array import NamedArray, _new, aligner, as_named, axis_index_in
 
 # How a function uses its axes: removes several | removes one (None: all, flat index) | works along one.
 _MANY, _ONE, _ALONG = "many", "one", "along"
-
-_PLANS: dict[Hashable, tuple[tuple[Callable, Callable], tuple[Axis, ...]]] = {}
-
-
-def _as_named(x: Any, op: str) -> NamedArray:
-    if isinstance(x, NamedArray):
-        return x
-    check_operand(x, op)
-    return _new(jnp.asarray(x), ())
 
 
 def _reduce(name: str, fn: Callable, mode: str, x: Any, axis: Any, where: Any, static: tuple) -> NamedArray:
     """Run ``fn(x.array, axis=positions, [where=mask,] **dict(static))`` through the cached plan."""
     if type(x) is not NamedArray:
-        x = _as_named(x, name)
+        x = as_named(x, name)
     t = type(axis)
     if axis is not None and t is not str and t is not tuple and t is not Axis:
         axis = to_selectors(axis, name)  # lists and mappings: a hashable form for the plan key
@@ -60,21 +51,21 @@ def _reduce(name: str, fn: Callable, mode: str, x: Any, axis: Any, where: Any, s
         args = (x.array,)
     else:
         if type(where) is not NamedArray:
-            where = _as_named(where, f"{name} (where)")
+            where = as_named(where, f"{name} (where)")
         if where.dtype != jnp.bool_:
             raise TypeError(f"{name}: `where` must be a boolean NamedArray, got dtype {where.dtype}")
         key = (fn, x.axes, axis, static, where.axes)
         args = (x.array, where.array)
     try:
-        plan = _PLANS.get(key)
+        w_axes = None if where is None else where.axes
+        k, out_axes = _kernels.cached(key, _plan, name, fn, mode, x.axes, axis, static, w_axes)
     except TypeError:  # an unhashable option (a jax array as `initial`) or selection
+        if _kernels.hashable(key):
+            raise  # raised while planning
         if axis is not None:
             to_selectors(axis, name)  # a bad selection raises its own TypeError
         raise TypeError(f"{name}: options must be static, hashable Python values, got {dict(static)}") from None
-    if plan is None:
-        plan = _PLANS[key] = _plan(name, fn, mode, x.axes, axis, static, None if where is None else where.axes)
-    k = plan[0]
-    return _new(k[1](*args) if _kernels.is_eager() else k[0](*args), plan[1])
+    return _new(k(*args), out_axes)
 
 
 def _plan(name, fn, mode, x_axes, axis, static, w_axes):
@@ -340,8 +331,3 @@ cummin = _cumextremum("cummin", jax.lax.cummin, "Running minimum along one named
 sort = _sorting("sort", jnp.sort, "Sort along one named axis.", "[[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]")
 argsort = _sorting("argsort", jnp.argsort, "Indices that sort along one named axis.", "[[0, 2, 1], [1, 0, 2]]")
 # fmt: on
-
-# Methods, as jax arrays have them: x.sum("embed"), x.argmax("batch"), ...
-for _f in (sum, mean, prod, max, min, std, var, any, all, argmax, argmin, cumsum, cumprod, sort, argsort):
-    setattr(NamedArray, _f.__name__, _f)
-del _f

@@ -25,25 +25,21 @@ import numpy as np
 
 from ..core import _kernels
 from ..core._axis import Axis, AxisSelection, AxisSelector, AxisSpec, axis_name, check_unique, to_axes, to_selectors
-from ..core._kernels import _is_eager
 from ..core._named_array import NamedArray, _is_named, _new, axis_index_in
 
-_PLANS: dict = {}  # (op, x.axes, *static args) -> plan, validated when built
 
-
-def _miss(op: str, build: Callable[..., Any], x: Any, *args: Any) -> Any:
-    """The slow path of every op: check ``x``, build the plan (which validates the arguments, so a
-    cached plan is a valid one) and cache it; lists among ``args`` are keyed as tuples."""
-    if not _is_named(x):
-        raise TypeError(f"{op}: expected a NamedArray, got {type(x).__name__}")
-    key = (op, x.axes, *[tuple(v) if type(v) is list else v for v in args])
+def _plan(op: str, build: Callable[..., Any], x: Any, *args: Any) -> Any:
+    """The plan of an op for ``x`` and its static ``args``, cached under ``(op, x.axes, *args)``:
+    ``build(x, *args)`` validates the arguments when it builds, so a cached plan is a valid one."""
     try:
-        return _PLANS[key]
-    except KeyError:
-        plan = _PLANS[key] = build(x, *args)
-        return plan
-    except TypeError:  # an unhashable argument (a mapping): build every time
-        return build(x, *args)
+        return _kernels.cached((op, x.axes, *args), build, x, *args)
+    except (TypeError, AttributeError):  # not a NamedArray, a list or mapping argument, or a bad one
+        if not _is_named(x):
+            raise TypeError(f"{op}: expected a NamedArray, got {type(x).__name__}") from None
+        key = (op, x.axes, *[tuple(v) if type(v) is list else v for v in args])
+        if _kernels.hashable(key):
+            return _kernels.cached(key, build, x, *args)
+        return build(x, *args)  # a mapping argument: planned every time
 
 
 def _shape(axes: Sequence[Axis]) -> tuple[int, ...]:
@@ -99,11 +95,8 @@ def flatten_axes(x: NamedArray, old_axes: AxisSelection, new_axis: AxisSelector)
         >>> nx.flatten_axes(x, ("b", "a"), "ba").array
         Array([0, 3, 1, 4, 2, 5], dtype=int32)
     """
-    try:
-        k, out = _PLANS[("flatten_axes", x.axes, old_axes, new_axis)]
-    except (KeyError, TypeError, AttributeError):
-        k, out = _miss("flatten_axes", _flatten_plan, x, old_axes, new_axis)
-    return _new((k[1] if _is_eager() else k[0])(x.array), out)
+    k, out = _plan("flatten_axes", _flatten_plan, x, old_axes, new_axis)
+    return _new(k(x.array), out)
 
 
 def _flatten_plan(x, old_axes, new_axis):
@@ -148,11 +141,8 @@ def unflatten_axis(x: NamedArray, axis: AxisSelector, new_axes: AxisSpec | Axis)
         Array([[0, 1, 2],
                [3, 4, 5]], dtype=int32)
     """
-    try:
-        k, out = _PLANS[("unflatten_axis", x.axes, axis, new_axes)]
-    except (KeyError, TypeError, AttributeError):
-        k, out = _miss("unflatten_axis", _unflatten_plan, x, axis, new_axes)
-    return _new((k[1] if _is_eager() else k[0])(x.array), out)
+    k, out = _plan("unflatten_axis", _unflatten_plan, x, axis, new_axes)
+    return _new(k(x.array), out)
 
 
 def _unflatten_plan(x, axis, new_axes):
@@ -192,11 +182,8 @@ def split(x: NamedArray, axis: AxisSelector, new_axes: Sequence[Axis | int]) -> 
         >>> a.array, b.axes
         (Array([0, 1], dtype=int32), (Axis('t', 3),))
     """
-    try:
-        k, outs = _PLANS[("split", x.axes, axis, new_axes)]
-    except (KeyError, TypeError, AttributeError):
-        k, outs = _miss("split", _split_plan, x, axis, new_axes)
-    return [_new(r, o) for r, o in zip((k[1] if _is_eager() else k[0])(x.array), outs, strict=True)]
+    k, outs = _plan("split", _split_plan, x, axis, new_axes)
+    return [_new(r, o) for r, o in zip(k(x.array), outs, strict=True)]
 
 
 def _split_plan(x, axis, new_axes):
@@ -238,11 +225,8 @@ def unbind(x: NamedArray, axis: AxisSelector) -> list[NamedArray]:
         >>> [r.array.tolist() for r in nx.unbind(x, "a")]
         [[0, 1, 2], [3, 4, 5]]
     """
-    try:
-        k, out = _PLANS[("unbind", x.axes, axis)]
-    except (KeyError, TypeError, AttributeError):
-        k, out = _miss("unbind", _unbind_plan, x, axis)
-    return [_new(r, out) for r in (k[1] if _is_eager() else k[0])(x.array)]
+    k, out = _plan("unbind", _unbind_plan, x, axis)
+    return [_new(r, out) for r in k(x.array)]
 
 
 def _unbind_plan(x, axis):
@@ -282,15 +266,12 @@ def roll(x: NamedArray, shift: Any, axis: AxisSelection) -> NamedArray:
     several = isinstance(shift, tuple | list)
     shifts = shift if several else (shift,)
     if all(isinstance(s, int | np.integer) for s in shifts):  # static: the shift is part of the plan
-        try:
-            k = _PLANS[("roll", x.axes, axis, shift)]
-        except (KeyError, TypeError, AttributeError):
-            k = _miss("roll", _roll_plan, x, axis, shift)
-        return _new((k[1] if _is_eager() else k[0])(x.array), x.axes)
+        k = _plan("roll", _roll_plan, x, axis, shift)
+        return _new(k(x.array), x.axes)
     if not all(jnp.issubdtype(jnp.result_type(s), jnp.integer) for s in shifts):
         raise TypeError(f"roll: shift must be an int, ints or an integer array, got {shift!r}")
-    k = _miss("roll", _roll_plan, x, axis, ("dynamic", several, len(shifts) if several else int(np.size(shift))))
-    return _new((k[1] if _is_eager() else k[0])(x.array, shift), x.axes)
+    k = _plan("roll", _roll_plan, x, axis, ("dynamic", several, len(shifts) if several else int(np.size(shift))))
+    return _new(k(x.array, shift), x.axes)
 
 
 def _roll_plan(x, axis, shift):
@@ -351,13 +332,10 @@ def take(
     if fill_value is not None and type(fill_value) not in (int, float, bool, complex):
         fill_value = _static_fill_value(fill_value)
     if type(index) is int:
-        try:
-            k, out, size = _PLANS[("take", x.axes, axis, int, mode, fill_value)]
-        except (KeyError, TypeError, AttributeError):
-            k, out, size = _miss("take", _take_plan, x, axis, int, mode, fill_value)
+        k, out, size = _plan("take", _take_plan, x, axis, int, mode, fill_value)
         if not -size <= index < size and mode not in _OUT_OF_BOUNDS_MODES:
             raise IndexError(f"take: index {index} is out of range for axis {axis_name(axis)!r} of size {size}")
-        return _new((k[1] if _is_eager() else k[0])(x.array, index), out)
+        return _new(k(x.array, index), out)
     if isinstance(index, jax.Array):
         ix, sig = index, (index.dtype, index.shape)
     elif _is_named(index):
@@ -365,13 +343,10 @@ def take(
     else:
         ix = index if hasattr(index, "dtype") else np.asarray(index)
         sig = int if isinstance(ix, np.integer) else (ix.dtype, np.shape(ix))
-    try:
-        k, out, size = _PLANS[("take", x.axes, axis, sig, mode, fill_value)]
-    except (KeyError, TypeError, AttributeError):
-        k, out, size = _miss("take", _take_plan, x, axis, sig, mode, fill_value)
+    k, out, size = _plan("take", _take_plan, x, axis, sig, mode, fill_value)
     if sig is int and not -size <= index < size and mode not in _OUT_OF_BOUNDS_MODES:
         raise IndexError(f"take: index {index} is out of range for axis {axis_name(axis)!r} of size {size}")
-    return _new((k[1] if _is_eager() else k[0])(x.array, ix), out)
+    return _new(k(x.array, ix), out)
 
 
 _OUT_OF_BOUNDS_MODES = ("clip", "fill")  # jnp.take's modes that define out-of-range indices
@@ -485,15 +460,12 @@ def pad(
     if not isinstance(pad_width, Mapping):
         raise TypeError(f"pad: pad_width must be a {{axis: (before, after)}} mapping, got {pad_width!r}")
     opts = tuple(sorted(kwargs.items())) if kwargs else ()
-    try:
-        k, out = _PLANS[("pad", x.axes, tuple(pad_width.items()), mode, opts)]
-    except (KeyError, TypeError, AttributeError):
-        k, out = _miss("pad", _pad_plan, x, tuple(pad_width.items()), mode, opts)
+    k, out = _plan("pad", _pad_plan, x, tuple(pad_width.items()), mode, opts)
     if mode == "constant":
-        return _new((k[1] if _is_eager() else k[0])(x.array, constant_values), out)
+        return _new(k(x.array, constant_values), out)
     if not (isinstance(constant_values, int | float) and constant_values == 0):
         raise ValueError(f"pad: constant_values is for mode='constant', not {mode!r}")
-    return _new((k[1] if _is_eager() else k[0])(x.array), out)
+    return _new(k(x.array), out)
 
 
 _PAD_MODES = frozenset(
@@ -578,11 +550,8 @@ def tril(x: NamedArray, axis1: AxisSelector, axis2: AxisSelector, k: int = 0) ->
                [1., 1., 0.],
                [1., 1., 1.]], dtype=float32)
     """
-    try:
-        kern = _PLANS[("tril", x.axes, axis1, axis2, k, True)]
-    except (KeyError, TypeError, AttributeError):
-        kern = _miss("tril", _tri_plan, x, axis1, axis2, k, True)
-    return _new((kern[1] if _is_eager() else kern[0])(x.array), x.axes)
+    kern = _plan("tril", _tri_plan, x, axis1, axis2, k, True)
+    return _new(kern(x.array), x.axes)
 
 
 def triu(x: NamedArray, axis1: AxisSelector, axis2: AxisSelector, k: int = 0) -> NamedArray:
@@ -608,11 +577,8 @@ def triu(x: NamedArray, axis1: AxisSelector, axis2: AxisSelector, k: int = 0) ->
         Array([[0., 1., 1.],
                [0., 0., 1.]], dtype=float32)
     """
-    try:
-        kern = _PLANS[("triu", x.axes, axis1, axis2, k, False)]
-    except (KeyError, TypeError, AttributeError):
-        kern = _miss("triu", _tri_plan, x, axis1, axis2, k, False)
-    return _new((kern[1] if _is_eager() else kern[0])(x.array), x.axes)
+    kern = _plan("triu", _tri_plan, x, axis1, axis2, k, False)
+    return _new(kern(x.array), x.axes)
 
 
 def top_k(
@@ -642,11 +608,8 @@ def top_k(
         >>> values.array, indices.array, values.axes
         (Array([5, 4], dtype=int32), Array([4, 2], dtype=int32), (Axis('best', 2),))
     """
-    try:
-        kern, out = _PLANS[("top_k", x.axes, axis, k, new_axis)]
-    except (KeyError, TypeError, AttributeError):
-        kern, out = _miss("top_k", _top_k_plan, x, axis, k, new_axis)
-    v, ix = (kern[1] if _is_eager() else kern[0])(x.array)
+    kern, out = _plan("top_k", _top_k_plan, x, axis, k, new_axis)
+    v, ix = kern(x.array)
     return _new(v, out), _new(ix, out)
 
 
@@ -669,8 +632,3 @@ def _top_k_plan(x, axis, k, new_axis):
         return f
 
     return _kernels.kernel(("shape.top_k", i, k), make), out
-
-
-for _f in (flatten_axes, unflatten_axis, split, unbind, take, roll, pad):
-    setattr(NamedArray, _f.__name__, _f)  # x.take("vocab", i) is take(x, "vocab", i)
-del _f
