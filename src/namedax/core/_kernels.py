@@ -75,7 +75,6 @@ def _miss(key: Hashable, build: Callable[..., Any], args: tuple) -> Any:
         _OLD.clear()
         _OLD.update(_CACHE)
         _CACHE.clear()
-    _OLD.clear()
     _CACHE[key] = v
     return v
 
