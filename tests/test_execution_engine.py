@@ -135,4 +135,4 @@ def test_progress_bar_says_when_checkpoints_are_written(tmp_path, monkeypatch, c
     space = GridSpace(STATE, n=3)
     ParallelExecution(simulate, space, n_vmap=2, checkpoint_dir=tmp_path / "ck").run()
     err = capsys.readouterr().err
-    assert "9.00/9.00" in err and "saved 1 block]" in err and "saved 5 blocks]" in err, err
+    assert "9.00/9.00" in err and "saved 5 blocks]" in err, err  # intermediate refreshes depend on timing
