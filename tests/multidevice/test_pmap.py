@@ -4,6 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.sharding import PartitionSpec as P
 
 import namedax as nx
@@ -174,3 +175,40 @@ def test_jitted_training_steps_closing_over_parameters():
     for _ in range(4):
         emb, ref = step(emb), raw_step(ref)
     np.testing.assert_allclose(emb.array, ref, rtol=1e-6)
+
+
+# --- on the user's mesh: the axis rules put the mapped axis on mesh axes of the mesh set with jax.set_mesh
+
+
+@pytest.mark.parametrize("mode", ["auto", "explicit"])
+@pytest.mark.parametrize("rule", ["data", ("data", "model")])
+def test_runs_on_the_mesh_the_rules_name(mode, rule):
+    types = (jax.sharding.AxisType.Explicit if mode == "explicit" else jax.sharding.AxisType.Auto,) * 2
+    mesh = jax.make_mesh((2, 2), ("data", "model"), axis_types=types)
+    w = nx.named(jnp.array([1.0, -2.0, 0.5]), E)
+
+    def f(v, w):
+        return nx.sum(v * w, axis=E) - nx.pmean(v, B) * nx.axis_index(B)
+
+    ref = jax.vmap(lambda v, w: jnp.sum(v * w) - jnp.mean(xa, axis=1) * 0, in_axes=(1, None))(xa, w.array)
+    ref = ref - (np.asarray(xa).mean(1)[None, :] * np.arange(8)[:, None])
+    with jax.set_mesh(mesh), nx.sharding.axis_rules({"batch": rule}):
+        y = nx.pmap(f, B)(x, w)
+        yj = jax.jit(nx.pmap(f, B))(x, w)
+    for out in (y, yj):
+        assert out.axes == (B, E)
+        np.testing.assert_allclose(out.array, ref, rtol=1e-5, atol=1e-5)
+        assert out.array.sharding.mesh.axis_names == ("data", "model")
+        assert out.array.sharding.spec[0] == rule
+    with jax.set_mesh(mesh), nx.sharding.axis_rules({"embed": "data"}):  # no rule for batch: every device
+        out = nx.pmap(f, B)(x, w)
+    assert out.array.sharding.spec[0] == ("data", "model")
+    np.testing.assert_allclose(out.array, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_size_not_a_multiple_of_the_ruled_mesh_axes():
+    mesh = jax.make_mesh((2, 2), ("data", "model"))
+    with jax.set_mesh(mesh), nx.sharding.axis_rules({"batch": ("data", "model")}):
+        msg = r"size 6, which is not a multiple of the 4 shards of mesh axes \('data', 'model'\)"
+        with pytest.raises(ValueError, match=msg):
+            nx.pmap(lambda v: v, "batch")(nx.zeros({"batch": 6}))

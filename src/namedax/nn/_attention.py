@@ -142,7 +142,7 @@ def dot_product_attention(
     k, out_axes, default_scale = plan
     args = [query.array, key.array, value.array, default_scale if scale is None else scale]
     args += [x.array for x in (mask, bias) if x is not None]
-    return _new(_kernels.run(k, *args), out_axes)
+    return _new(k(*args), out_axes)
 
 
 def _plan(query, key, value, q_axis, kv_axis, head_axis, mask, bias):

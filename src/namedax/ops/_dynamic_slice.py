@@ -130,7 +130,7 @@ def slice(x: NamedArray, start: Mapping[AxisSelector, Any], length: Mapping[Axis
         axes[i] = Axis(x.axes[i].name, int(n))
     dims = tuple(sorted(starts))
     k = _kernel("slice", _slice, x, dims, tuple(sizes))
-    return _new(_kernels.run(k, x.array, *(starts[d] for d in dims)), tuple(axes))
+    return _new(k(x.array, *(starts[d] for d in dims)), tuple(axes))
 
 
 def _update(a, dims, perm_shape, u, *starts):
@@ -204,4 +204,4 @@ def updated_slice(x: NamedArray, start: Mapping[AxisSelector, Any], update: Name
     expand = tuple(i for i, a in enumerate(x.axes) if all(b.name != a.name for b in update.axes))
     dims = tuple(sorted(starts))
     k = _kernel("updated_slice", _update, x, dims, (perm, tuple(shape), expand))
-    return _new(_kernels.run(k, x.array, update.array, *(starts[d] for d in dims)), x.axes)
+    return _new(k(x.array, update.array, *(starts[d] for d in dims)), x.axes)

@@ -15,6 +15,17 @@ only sees the device's own block. The mesh is built with ``AxisType.Auto`` (Expl
 unsharded inputs) and ``check_vma=False`` (the check refuses vmapped ``fori_loop``s whose carry
 starts from a constant, which models do all the time).
 
+On the user's mesh: when a mesh is set with `jax.set_mesh` (and no ``devices=`` is given), the
+shard_map runs on that mesh, so inputs and outputs stay where `namedax.sharding` put them. The named
+axis is split over the mesh axes the axis rules give it (`namedax.sharding.axis_rules`), or over every
+mesh axis when no rule names it; every mesh axis is manual inside (the devices of a mesh axis the
+named axis is not split over see the same block). This is shard_map by name: specs come from the
+names and the rules, and the named collectives act over the whole axis.
+
+Arrays that ``f`` closes over (globals, an earlier pmap's output, tracers of an enclosing `jax.jit`
+or `jax.grad`) are hoisted into explicit replicated inputs: a shard_map refuses constants placed on
+another mesh, so ``f`` is traced once outside it and its jaxpr evaluated inside.
+
     >>> import jax.numpy as jnp
     >>> import namedax as nx
     >>> Batch = nx.Axis("batch", 4)
@@ -26,8 +37,9 @@ starts from a constant, which models do all the time).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast, overload
+from typing import Any, NamedTuple, cast, overload
 
 import equinox as eqx
 import jax
@@ -37,6 +49,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 from ..core._axis import Axis, AxisSelection
 from ..core._kernels import is_eager
 from ..core._named_array import _is_named, _new
+from ..sharding._rules import assign, context_mesh, current_axis_rules
 from ._collectives import axis_alias
 from ._mapping import Specs, make_specs, parse_axes, resolve, zero_if_array_else_none
 from ._state import UnexpectedState
@@ -50,6 +63,7 @@ class _PmapWrapper(eqx.Module):
     _axis: tuple  # (name, size or None)
     _specs: Specs
     _devices: tuple
+    _explicit_devices: bool
 
     @property
     def __wrapped__(self):
@@ -63,20 +77,46 @@ class _PmapWrapper(eqx.Module):
 
     def __call__(self, /, *args, **kwargs):
         size, dims = _resolve(self, args, kwargs)
-        n_dev = len(self._devices)
-        if size % n_dev:
+        on = _mesh_for(self)
+        if size % on.shards:
+            where = (f"the {on.shards} shards of mesh axes {on.axes}" if on.from_rules
+                     else f"the {on.shards} devices")  # fmt: skip
             raise ValueError(
-                f"pmap: axis {self._axis[0]!r} has size {size}, which is not a multiple of the {n_dev} devices; "
-                f"pad it to a multiple of {n_dev} or pass devices= a subset whose size divides {size}"
+                f"pmap: axis {self._axis[0]!r} has size {size}, which is not a multiple of {where}; "
+                f"pad it to a multiple of {on.shards} or pass devices= a subset whose size divides {size}"
             )
-        if is_eager():
+        if is_eager() and not on.from_rules:
             args, kwargs = _place(self, dims, args, kwargs)
-        return _sharded(self, size, dims, args, kwargs)
+        return _sharded(self, on, size, dims, args, kwargs)
+
+
+class _On(NamedTuple):
+    """Where a pmap runs: the mesh, the mesh axes its named axis is split over, their shard count,
+    and whether that came from the axis rules and the mesh set with jax.set_mesh."""
+
+    mesh: Any
+    axes: tuple[str, ...]
+    shards: int
+    from_rules: bool
 
 
 @functools.cache
 def _mesh(devices: tuple, name: str) -> Mesh:
     return Mesh(np.array(devices), (f"{name}:devices",), axis_types=(AxisType.Auto,))
+
+
+def _mesh_for(w: _PmapWrapper) -> _On:
+    """The mesh set with `jax.set_mesh` when the axis rules put the mapped axis on its axes (so the
+    pmap's inputs and outputs live on the user's mesh); else a one-axis mesh of ``devices``."""
+    name = w._axis[0]
+    mesh = None if w._explicit_devices else context_mesh()
+    if mesh is not None:  # a shard_map must use the context mesh: split over the ruled axes, or all
+        axes = assign([name], current_axis_rules())[0].get(name)
+        if not (axes and all(a in mesh.shape for a in axes)):
+            axes = tuple(mesh.axis_names)
+        return _On(mesh, axes, math.prod(mesh.shape[a] for a in axes), True)
+    mesh = _mesh(w._devices, name)
+    return _On(mesh, mesh.axis_names, len(w._devices), False)
 
 
 def _place(w: _PmapWrapper, dims: tuple, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
@@ -107,6 +147,14 @@ def _resolve(w: _PmapWrapper, args: tuple, kwargs: dict) -> tuple[int, tuple]:
     return r.mapped[0].size, tuple(r.dims())
 
 
+_NO_MESH = jax.sharding.AbstractMesh((), ())
+
+
+def _reshard(a: Any, spec: PartitionSpec, mesh: Any) -> Any:
+    target = NamedSharding(mesh, spec) if isinstance(mesh, Mesh) else spec
+    return jax.sharding.reshard(a, target)
+
+
 def _block_struct(a: Any, d: int | None, n_dev: int) -> jax.ShapeDtypeStruct:
     """One device's block of ``a`` (split along dimension ``d``), as a shape."""
     shape = tuple(np.shape(a))
@@ -115,16 +163,16 @@ def _block_struct(a: Any, d: int | None, n_dev: int) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(shape, a.dtype)
 
 
-def _spec_at(d: int | None, mesh_axis: str) -> PartitionSpec:
+def _spec_at(d: int | None, mesh_axis: Any) -> PartitionSpec:
     return PartitionSpec() if d is None else PartitionSpec(*([None] * d), mesh_axis)
 
 
 @eqx.filter_jit
-def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict):
+def _sharded(w: _PmapWrapper, on: _On, size: int, dims: tuple, args: tuple, kwargs: dict):
     name = w._axis[0]
-    mesh = _mesh(w._devices, name)
-    mesh_axis = mesh.axis_names[0]
-    block = Axis(name, size // len(w._devices))
+    mesh = on.mesh
+    mesh_axis = on.axes[0] if len(on.axes) == 1 else on.axes
+    block = Axis(name, size // on.shards)
 
     where, values = _where(args, kwargs)
     flat, treedefs = [], []
@@ -165,7 +213,7 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
         for td, n in treedefs:
             vals.append(td.unflatten(full[start : start + n]))
             start += n
-        with axis_alias(name, (mesh_axis, name)):
+        with axis_alias(name, (*on.axes, name)):
             out, plan = run(cast(_VmapWrapper, inner), tuple(vals[:n_args]),
                             dict(zip(kw_keys, vals[n_args:], strict=True)), op="pmap", front=True)  # fmt: skip
         # state entries that stay unbatched (the same on every element) come back replicated, the rest split
@@ -181,9 +229,12 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
     # Trace once, outside the shard_map, so that every array `fn` closes over (a global, an earlier
     # pmap's output on another mesh, a tracer of an enclosing jit or grad) becomes an explicit,
     # replicated input: a shard_map refuses constants placed on any mesh but its own.
-    n_dev = len(w._devices)
-    local = [_block_struct(a, dims[k], n_dev) for a, k in zip(arrays, dyn, strict=True)]
-    closed, out_shape = jax.make_jaxpr(body, axis_env=[(mesh_axis, n_dev)], return_shape=True)(local)
+    local = [_block_struct(a, dims[k], on.shards) for a, k in zip(arrays, dyn, strict=True)]
+    env = list(mesh.shape.items())
+    # traced with no mesh in context: closed-over arrays may live on any mesh (the shard_map gets
+    # them as inputs), and the equations record no mesh that could disagree with the shard_map's
+    with jax.sharding.use_abstract_mesh(_NO_MESH):
+        closed, out_shape = jax.make_jaxpr(body, axis_env=env, return_shape=True)(local)
     out_tree = jax.tree.structure(out_shape)
 
     def hoisted(arrays, consts):
@@ -193,6 +244,13 @@ def _sharded(w: _PmapWrapper, size: int, dims: tuple, args: tuple, kwargs: dict)
     out_specs = (PartitionSpec(mesh_axis), PartitionSpec())
     mapped = jax.shard_map(hoisted, mesh=mesh, in_specs=(in_specs, [PartitionSpec()] * len(consts)),
                            out_specs=out_specs, check_vma=False)  # fmt: skip
+    # every mesh axis is manual (a mesh axis the named axis is not split over sees the same block on
+    # each of its devices): partly manual meshes need the mesh recorded while tracing, which a
+    # closure over an array on another mesh forbids
+    const_specs = [PartitionSpec()] * len(consts)
+    if AxisType.Explicit in tuple(mesh.axis_types):  # explicit axes: inputs must already be laid out
+        arrays = [_reshard(a, sp, mesh) for a, sp in zip(arrays, in_specs, strict=True)]
+        consts = [_reshard(c, sp, mesh) for c, sp in zip(consts, const_specs, strict=True)]
     a1, a2 = mapped(arrays, consts)
     td, s1, s2, unb, plan = static_out[0]
     split, repl = eqx.combine(a1, s1), eqx.combine(a2, s2)
@@ -318,5 +376,5 @@ def pmap(
     if not devs:
         raise ValueError("pmap: `devices` is empty")
     specs = make_specs(fn, default, args, kwargs, state, unexpected_state, "pmap")
-    wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=specs, _devices=devs)
+    wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=specs, _devices=devs, _explicit_devices=devices is not None)
     return eqx.module_update_wrapper(wrapper)
