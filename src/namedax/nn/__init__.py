@@ -95,3 +95,8 @@ from ._mlp import MLP as MLP
 from ._normalization import LayerNorm as LayerNorm
 from ._normalization import RMSNorm as RMSNorm
 from ._stacked import Stacked as Stacked
+
+# --- losses, convolutions, pooling (nn/_losses.py, nn/_conv.py, nn/_pooling.py) ---
+from ._losses import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
+from ._losses import cross_entropy as cross_entropy
+from ._losses import fused_cross_entropy as fused_cross_entropy
