@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from helpers import assert_named_close
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import namedax as nx
+from helpers import assert_named_close
 
 B, P, V = nx.Axis("batch", 3), nx.Axis("position", 5), nx.Axis("vocab", 7)
 NAMES = ("batch", "position", "vocab")
@@ -193,8 +193,13 @@ def test_fused_cross_entropy_equals_unfused(v, block, horder):
     hidden = nx.named(jnp.asarray(h.transpose(perm)), horder)
     for unemb in (nx.named(jnp.asarray(w), ("embed", "vocab")), nx.named(jnp.asarray(w.T), ("vocab", "embed"))):
         got = nx.nn.fused_cross_entropy(
-            hidden, unemb, _labels(ids, ("position", "batch")), embed_axis="embed", vocab_axis="vocab",
-            block_size=block, reduction=None,
+            hidden,
+            unemb,
+            _labels(ids, ("position", "batch")),
+            embed_axis="embed",
+            vocab_axis="vocab",
+            block_size=block,
+            reduction=None,
         )
         ref = optax.softmax_cross_entropy_with_integer_labels(jnp.einsum("bpe,ev->bpv", h, w), ids)
         assert_named_close(got, ref, ("batch", "position"), rtol=1e-5, atol=1e-5)
@@ -208,8 +213,14 @@ def test_fused_cross_entropy_gradients_equal_unfused(v, block, z):
 
     def fused(hh, ww):
         return nx.nn.fused_cross_entropy(
-            nx.named(hh, ("batch", "position", "embed")), nx.named(ww.T, ("vocab", "embed")), _labels(ids),
-            embed_axis="embed", vocab_axis="vocab", block_size=block, where=where, z_loss=z,
+            nx.named(hh, ("batch", "position", "embed")),
+            nx.named(ww.T, ("vocab", "embed")),
+            _labels(ids),
+            embed_axis="embed",
+            vocab_axis="vocab",
+            block_size=block,
+            where=where,
+            z_loss=z,
         ).array
 
     def unfused(hh, ww):
