@@ -100,3 +100,8 @@ from ._stacked import Stacked as Stacked
 from ._losses import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
 from ._losses import cross_entropy as cross_entropy
 from ._losses import fused_cross_entropy as fused_cross_entropy
+from ._conv import Conv as Conv
+from ._conv import ConvTranspose as ConvTranspose
+from ._pooling import max_pool as max_pool
+from ._pooling import mean_pool as mean_pool
+from ._pooling import min_pool as min_pool
