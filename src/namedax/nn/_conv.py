@@ -127,11 +127,11 @@ class _ConvBase(eqx.Module):
         lhs = (0, 1 + rest_names.index(self.In.name)) + tuple(1 + rest_names.index(s) for s in self.Spatial)
         dn = lax.ConvDimensionNumbers(lhs_spec=lhs, rhs_spec=tuple(range(2 + len(self.Spatial))), out_spec=lhs)
         y = conv(a, self.weight.array, dn)
+        sizes = dict(zip(rest_names, y.shape[1:], strict=True))
         y = y.reshape(bshape + y.shape[1:])
         order = batch + rest
         if order != list(range(len(order))):
             y = jnp.transpose(y, [order.index(i) for i in range(len(order))])
-        sizes = dict(zip(rest_names, y.shape[len(batch) :], strict=True))
         axes = tuple(
             self.Out if a.name == self.In.name else Axis(a.name, sizes[a.name]) if a.name in core else a
             for a in x.axes
