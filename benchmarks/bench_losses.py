@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from bench_stacked import run_time  # benchmarks/ is on the path, as for bench_stacked_state
 
 import namedax as nx
 
@@ -64,14 +64,6 @@ def unfused_step(ids):
 
 def temp_bytes(step, *args) -> int:
     return step.lower(*args).compile().memory_analysis().temp_size_in_bytes
-
-
-def run_time(fn, args, number: int) -> float:
-    t = time.perf_counter()
-    for _ in range(number):
-        out = fn(*args)
-    jax.block_until_ready(out)
-    return (time.perf_counter() - t) / number
 
 
 def measure(rounds: int, number: int) -> dict:

@@ -20,6 +20,8 @@ SPATIAL = ("h", "w", "d")
 def assert_named_close(y, ref, order, rtol=1e-5, atol=1e-6):
     assert tuple(a.size for a in y.axes) == y.array.shape, (y.axes, y.array.shape)  # axes tell the truth
     _assert_named_close(y, ref, order, rtol, atol)
+
+
 C, D = nx.Axis("c", 4), nx.Axis("f", 8)
 
 
@@ -238,3 +240,18 @@ def test_conv_orders_cover_all_permutations_1d():
     ref = _ref_conv(conv, x, "VALID")
     for order in itertools.permutations(("batch", "c", "h")):
         assert_named_close(conv(_named(x, order)), ref, ("batch", "f", "h"), 1e-4, 1e-5)
+
+
+@pytest.mark.parametrize("k,s,p,o,d", [(3, 2, 1, 1, 1), (4, 3, 0, 2, 1), (3, 1, 2, 0, 2)])
+def test_conv_transpose_pytorch_padding_conversion_matches_equinox(k, s, p, o, d):
+    # the documented conversion from PyTorch / equinox / haliax ``padding=p, output_padding=o``
+    ref = eqx.nn.ConvTranspose(
+        1, 4, 8, k, stride=s, padding=p, output_padding=o, dilation=d, use_bias=False, key=jax.random.key(0)
+    )
+    pair = (d * (k - 1) - p, d * (k - 1) - p + o)
+    conv = nx.nn.ConvTranspose.init(
+        "h", C, D, k, stride=s, padding=(pair,), dilation=d, use_bias=False, key=jax.random.key(1)
+    )
+    conv = eqx.tree_at(lambda m: m.weight, conv, nx.named(ref.weight, ("f", "c", "h")))
+    x = _input(1)[0]
+    assert_named_close(conv(nx.named(jnp.asarray(x), ("c", "h"))), ref(jnp.asarray(x)), ("f", "h"), 1e-4, 1e-5)

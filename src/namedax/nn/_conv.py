@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 import equinox as eqx
 import jax
@@ -76,7 +76,58 @@ class _ConvBase(eqx.Module):
     groups: int = eqx.field(static=True)
 
     @classmethod
-    def _build(cls, op, Spatial, In, Out, kernel_size, stride, padding, dilation, groups, use_bias, key, dtype):
+    def init(
+        cls,
+        Spatial: AxisSelection,
+        In: Axis,
+        Out: Axis,
+        kernel_size: int | Sequence[int],
+        *,
+        stride: int | Sequence[int] = 1,
+        padding: Padding = "SAME",
+        dilation: int | Sequence[int] = 1,
+        groups: int = 1,
+        use_bias: bool = True,
+        key: Any,
+        dtype: Any = None,
+    ) -> Self:
+        """A new convolution (`Conv` or `ConvTranspose`, whichever class it is called on) with random weights.
+
+        Args:
+            Spatial: the spatial axis, or several (names or Axes; sizes are not needed).
+            In: the input channel axis.
+            Out: the output channel axis (another name than ``In``).
+            kernel_size: an int for every spatial axis, or one per axis in ``Spatial``'s order.
+            stride: the window stride (for `ConvTranspose` the upsampling factor), an int or one per
+                spatial axis.
+            padding: ``"SAME"`` (the default, as in flax; haliax's default is 0), ``"VALID"``, an int
+                for every side, or one int or ``(low, high)`` pair per spatial axis (for
+                `ConvTranspose`, `jax.lax.conv_transpose`'s pairs: see its class docstring).
+            dilation: the kernel dilation (``rhs_dilation``), an int or one per spatial axis.
+            groups: the feature group count; it divides ``In.size`` and ``Out.size``.
+            use_bias: add a bias over ``Out``.
+            key: a PRNG key.
+            dtype: the parameters' dtype (default: jax's default float).
+
+        Returns:
+            An instance of the class it is called on.
+
+        Raises:
+            ValueError: names collide, a per-axis setting has the wrong length, or ``groups`` does
+                not divide the channels.
+            TypeError: ``In`` or ``Out`` is not an `Axis`, or ``key`` is not a key.
+
+        Examples:
+            >>> import jax
+            >>> import namedax as nx
+            >>> conv = nx.nn.Conv.init("time", nx.Axis("in", 4), nx.Axis("out", 6), 5, groups=2,
+            ...                        padding="VALID", key=jax.random.key(0))
+            >>> conv.weight.shape
+            {'out': 6, 'in': 2, 'time': 5}
+            >>> conv(nx.ones({"in": 4, "time": 10})).shape
+            {'out': 6, 'time': 6}
+        """
+        op = f"{cls.__name__}.init"
         names = tuple(axis_name(s, op) for s in to_selectors(Spatial, op))
         if not names:
             raise ValueError(f"{op}: `Spatial` names no axis")
@@ -133,8 +184,7 @@ class _ConvBase(eqx.Module):
         if order != list(range(len(order))):
             y = jnp.transpose(y, [order.index(i) for i in range(len(order))])
         axes = tuple(
-            self.Out if a.name == self.In.name else Axis(a.name, sizes[a.name]) if a.name in core else a
-            for a in x.axes
+            self.Out if a.name == self.In.name else Axis(a.name, sizes[a.name]) if a.name in core else a for a in x.axes
         )
         out = _new(y, axes)
         return out if self.bias is None else out + self.bias
@@ -143,9 +193,9 @@ class _ConvBase(eqx.Module):
 class Conv(_ConvBase):
     """An N-dimensional convolution over named spatial axes (haliax's ``Conv``).
 
-    Equal to `jax.lax.conv_general_dilated` on the positional arrays (window strides ``stride``,
-    ``rhs_dilation=dilation``, ``feature_group_count=groups``), plus the bias. Output sizes follow
-    XLA: with explicit padding ``(lo, hi)``,
+    Built by ``Conv.init`` (below). Equal to `jax.lax.conv_general_dilated` on the positional
+    arrays (window strides ``stride``, ``rhs_dilation=dilation``, ``feature_group_count=groups``),
+    plus the bias. Output sizes follow XLA: with explicit padding ``(lo, hi)``,
     ``(size + lo + hi - dilation * (kernel - 1) - 1) // stride + 1``; ``"SAME"`` gives
     ``ceil(size / stride)``.
 
@@ -168,60 +218,6 @@ class Conv(_ConvBase):
         >>> conv(nx.ones((Batch, H, W, C))).axes
         (Axis('batch', 2), Axis('height', 4), Axis('width', 4), Axis('features', 4))
     """
-
-    @classmethod
-    def init(
-        cls,
-        Spatial: AxisSelection,
-        In: Axis,
-        Out: Axis,
-        kernel_size: int | Sequence[int],
-        *,
-        stride: int | Sequence[int] = 1,
-        padding: Padding = "SAME",
-        dilation: int | Sequence[int] = 1,
-        groups: int = 1,
-        use_bias: bool = True,
-        key: Any,
-        dtype: Any = None,
-    ) -> Conv:
-        """A new convolution with random weights.
-
-        Args:
-            Spatial: the spatial axis, or several (names or Axes; sizes are not needed).
-            In: the input channel axis.
-            Out: the output channel axis (another name than ``In``).
-            kernel_size: an int for every spatial axis, or one per axis in ``Spatial``'s order.
-            stride: the window stride, an int or one per spatial axis.
-            padding: ``"SAME"`` (the default, as in flax; haliax's default is 0), ``"VALID"``, an int
-                for every side, or one int or ``(low, high)`` pair per spatial axis.
-            dilation: the kernel dilation (``rhs_dilation``), an int or one per spatial axis.
-            groups: the feature group count; it divides ``In.size`` and ``Out.size``.
-            use_bias: add a bias over ``Out``.
-            key: a PRNG key.
-            dtype: the parameters' dtype (default: jax's default float).
-
-        Returns:
-            A `Conv`.
-
-        Raises:
-            ValueError: names collide, a per-axis setting has the wrong length, or ``groups`` does
-                not divide the channels.
-            TypeError: ``In`` or ``Out`` is not an `Axis`, or ``key`` is not a key.
-
-        Examples:
-            >>> import jax
-            >>> import namedax as nx
-            >>> conv = nx.nn.Conv.init("time", nx.Axis("in", 4), nx.Axis("out", 6), 5, groups=2,
-            ...                        padding="VALID", key=jax.random.key(0))
-            >>> conv.weight.shape
-            {'out': 6, 'in': 2, 'time': 5}
-            >>> conv(nx.ones({"in": 4, "time": 10})).shape
-            {'out': 6, 'time': 6}
-        """
-        return cls._build(
-            "Conv.init", Spatial, In, Out, kernel_size, stride, padding, dilation, groups, use_bias, key, dtype
-        )
 
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Convolve ``x`` over its spatial axes.
@@ -263,11 +259,12 @@ def _transpose_padding(k: int, s: int, padding: str) -> tuple[int, int]:
 class ConvTranspose(_ConvBase):
     """A transposed ("fractionally strided") convolution over named spatial axes.
 
-    Equal to `jax.lax.conv_transpose` on the positional arrays (``transpose_kernel=False``, flax's
-    ``ConvTranspose``), extended to feature groups: with ``"SAME"`` padding the spatial sizes are
-    multiplied by ``stride``. Explicit ``(low, high)`` padding is `jax.lax.conv_transpose`'s, the
-    padding of the stride-dilated input; PyTorch's (and haliax's) ``padding=p, output_padding=o``
-    is ``(d * (k - 1) - p, d * (k - 1) - p + o)`` per axis.
+    Built by ``ConvTranspose.init``, which takes the arguments of ``Conv.init``; ``stride`` is the
+    upsampling factor. Equal to `jax.lax.conv_transpose` on the positional arrays
+    (``transpose_kernel=False``, flax's ``ConvTranspose``), extended to feature groups: with
+    ``"SAME"`` padding the spatial sizes are multiplied by ``stride``. Explicit ``(low, high)``
+    padding is `jax.lax.conv_transpose`'s, the padding of the stride-dilated input; PyTorch's (and
+    haliax's) ``padding=p, output_padding=o`` is ``(d * (k - 1) - p, d * (k - 1) - p + o)`` per axis.
 
     Attributes:
         weight: over ``(Out, In with In.size // groups entries, *kernel axes named as Spatial)``.
@@ -282,39 +279,6 @@ class ConvTranspose(_ConvBase):
         >>> up(nx.ones({"batch": 5, "length": 7, "c": 2})).shape
         {'batch': 5, 'length': 14, 'd': 3}
     """
-
-    @classmethod
-    def init(
-        cls,
-        Spatial: AxisSelection,
-        In: Axis,
-        Out: Axis,
-        kernel_size: int | Sequence[int],
-        *,
-        stride: int | Sequence[int] = 1,
-        padding: Padding = "SAME",
-        dilation: int | Sequence[int] = 1,
-        groups: int = 1,
-        use_bias: bool = True,
-        key: Any,
-        dtype: Any = None,
-    ) -> ConvTranspose:
-        """A new transposed convolution with random weights; arguments as in `Conv.init`.
-
-        ``stride`` is the upsampling factor (`jax.lax.conv_transpose`'s ``strides``), and explicit
-        ``padding`` pairs are `jax.lax.conv_transpose`'s (see the class docstring).
-
-        Examples:
-            >>> import jax
-            >>> import namedax as nx
-            >>> up = nx.nn.ConvTranspose.init(("h", "w"), nx.Axis("c", 4), nx.Axis("d", 2), (3, 3),
-            ...                               stride=(2, 1), padding="VALID", key=jax.random.key(0))
-            >>> up(nx.ones({"c": 4, "h": 5, "w": 5})).shape
-            {'d': 2, 'h': 11, 'w': 7}
-        """
-        return cls._build(
-            "ConvTranspose.init", Spatial, In, Out, kernel_size, stride, padding, dilation, groups, use_bias, key, dtype
-        )
 
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Apply the transposed convolution; axes as in `Conv.__call__`."""
