@@ -110,3 +110,12 @@ from ._rotary import rotary_embedding as rotary_embedding
 from ._mha import KVCache as KVCache
 from ._mha import MultiHeadAttention as MultiHeadAttention
 # --- end attention ---
+# --- losses, convolutions, pooling (nn/_losses.py, nn/_conv.py, nn/_pooling.py) ---
+from ._losses import binary_cross_entropy_with_logits as binary_cross_entropy_with_logits
+from ._losses import cross_entropy as cross_entropy
+from ._losses import fused_cross_entropy as fused_cross_entropy
+from ._conv import Conv as Conv
+from ._conv import ConvTranspose as ConvTranspose
+from ._pooling import max_pool as max_pool
+from ._pooling import mean_pool as mean_pool
+from ._pooling import min_pool as min_pool
