@@ -4,11 +4,12 @@
     python benchmarks/run.py ...             (the same)
 
 Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_stacked_state``,
-``bench_sweep``, ``bench_sharding``) has an entry point ``run(quick: bool) -> list[dict]`` whose rows
-compare namedax with its raw-JAX baseline measured in the same run, rounds interleaved: ``lib`` and ``raw`` are median
-times (in ``unit``), ``ratio`` the median of the per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max),
-``budget`` the budget (docs/architecture.md) it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or
-on namedax's own value in the row's unit (``"time <= 100 us"``, ``"memory <= 16 B/pt"``).
+``bench_sweep``, ``bench_sharding``, ``bench_attention``, ``bench_losses``) has an entry point ``run(quick:
+bool) -> list[dict]`` whose rows compare namedax with its raw-JAX baseline measured in the same run, rounds
+interleaved: ``lib`` and ``raw`` are median times (in ``unit``), ``ratio`` the median of the per-round ratios
+lib / raw, ``lo`` / ``hi`` their spread (min, max), ``budget`` the budget (docs/architecture.md) it is held
+to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or on namedax's own value in the row's unit (``"time <=
+100 us"``, ``"memory <= 16 B/pt"``).
 
 Peers (haliax, tvboptim, penzai) run in their own virtual environments under
 ``benchmarks/peers/.venvs/`` (made by ``python benchmarks/peers/setup.py``, or ``--setup-peers``) on
@@ -64,12 +65,20 @@ AREAS: dict[str, tuple[str, str]] = {
                  "arrays placed with hand-written `NamedSharding`s, checked first to give the same loss and "
                  "parameters. Budgets: step time at most 1.05x; the same number of collectives in the compiled HLO; "
                  "equal parameter bytes per device."),
+    "attention": ("Attention", "`nn.dot_product_attention` by name vs `jax.nn.dot_product_attention` on the same "
+                  "arrays (batch 8, sequence 128, 4 heads of 64, causal mask), forward and forward + backward under "
+                  "`jax.jit`, outputs checked equal first. Budget: at most 1.05x."),
+    "losses": ("Fused cross-entropy", "`nn.fused_cross_entropy` (blockwise projection + loss, never materialising the "
+               "logits) vs the unfused projection + optax cross-entropy at vocab 32768, value and gradient. Budgets: "
+               "peak temporary memory (compiled `memory_analysis()`) at most a quarter of the unfused form; step "
+               "time at most 1.2x."),
     "results": ("Results access", "Reading a finished sweep's `Results` vs indexing the raw output arrays. "
                 "Budget: microseconds."),
 }
 # benchmark module -> the area its failure is reported under (a module may fill several areas)
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
-           "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding"}
+           "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding",
+           "bench_attention": "attention", "bench_losses": "losses"}
 
 
 # ----------------------------------------------------------------------------- running

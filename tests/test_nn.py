@@ -561,6 +561,10 @@ def _every_module(key):
         ("Dropout", nx.nn.Dropout.init(0.5), lambda m, x: m(x, key=key)),
         ("BatchNorm", bn, lambda m, x: m(x, eqx.nn.State(m))[0]),
         ("Embedding", nx.nn.Embedding.init(V, E, key=key), lambda m, x: m.unembed(x)),
+        ("Conv", nx.nn.Conv.init(B, E, H, 2, key=key), lambda m, x: m(x)),
+        ("ConvTranspose", nx.nn.ConvTranspose.init(B, E, H, 2, key=key), lambda m, x: m(x)),
+        ("MultiHeadAttention", nx.nn.MultiHeadAttention.init(E, nx.Axis("heads", 2), nx.Axis("head", 2), key=key,
+                                                             Pos="batch", KPos="kpos"), lambda m, x: m(x)),
     ]
 
 

@@ -30,6 +30,7 @@ from .. import random as nxr
 from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
 from ..core._named_array import AxisNotFoundError, NamedArray, _new
 from ..random import _check_key
+from ._util import module_call
 
 Padding = str | int | Sequence[int] | Sequence[tuple[int, int]]
 
@@ -219,6 +220,7 @@ class Conv(_ConvBase):
         (Axis('batch', 2), Axis('height', 4), Axis('width', 4), Axis('features', 4))
     """
 
+    @module_call
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Convolve ``x`` over its spatial axes.
 
@@ -280,6 +282,7 @@ class ConvTranspose(_ConvBase):
         {'batch': 5, 'length': 14, 'd': 3}
     """
 
+    @module_call
     def __call__(self, x: NamedArray, *, key: Any = None) -> NamedArray:
         """Apply the transposed convolution; axes as in `Conv.__call__`."""
         del key

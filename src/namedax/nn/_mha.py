@@ -43,6 +43,7 @@ from ._dropout import Dropout
 from ._linear import Linear
 from ._masks import causal_mask
 from ._rotary import rotary_embedding
+from ._util import module_call
 
 
 class KVCache(eqx.Module):
@@ -174,6 +175,7 @@ class MultiHeadAttention(eqx.Module):
             rope_theta=rope_theta,
         )
 
+    @module_call
     def __call__(
         self,
         x: NamedArray,
