@@ -99,7 +99,7 @@ def _is_callable_spec(spec: Any) -> bool:
 
 
 def check_spec(spec: Any, op: str, where: str) -> None:
-    if spec is None or type(spec) is int or _is_callable_spec(spec):
+    if spec is None or type(spec) is int or spec is zero_if_array_else_none or _is_callable_spec(spec):
         return
     if isinstance(spec, bool):
         raise TypeError(f"{op}: spec {where} must be an int, None or a callable, got {spec!r}")
@@ -218,7 +218,7 @@ def make_specs(
     fn: Callable, default: Any, args: Any, kwargs: Mapping[str, Any] | None, state: Any, policy: Any, op: str
 ) -> Specs:
     """Check the spec options of `vmap` / `pmap` (at construction) and bundle them."""
-    if not isinstance(args, Sequence) or isinstance(args, str):
+    if type(args) is not tuple and (not isinstance(args, Sequence) or isinstance(args, str)):
         raise TypeError(f"{op}: `args` must be a tuple with one spec per positional argument, got {args!r}")
     kwargs = {} if kwargs is None else dict(kwargs)
     check_spec(default, op, "`default`")

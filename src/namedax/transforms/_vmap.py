@@ -7,11 +7,14 @@ the layout of the data; the names carry the information.
 
 How it works: one call resolves, for every argument leaf and every mapped axis, a positional
 ``in_axes`` entry (the position of the axis in a NamedArray; the ``default`` / ``args`` / ``kwargs``
-spec for a plain leaf), checks all sizes once, then runs one `equinox.filter_vmap` per axis (the
-last listed innermost, so ``vmap(f, (A, B)) == vmap(vmap(f, B), A)``) over the flat list of array
-leaves, with ``axis_name`` the axis's name so collectives work by name. The innermost function
-rebuilds the arguments (NamedArrays with their reduced axes) and calls ``f`` once: nothing is traced
-twice, and under jit the jaxpr is the one of the hand-written nested `jax.vmap`.
+spec for a plain leaf), checks all sizes once, then runs one `jax.vmap` per axis (the last listed
+innermost, so ``vmap(f, (A, B)) == vmap(vmap(f, B), A)``) over the flat list of mapped arrays, with
+``axis_name`` the axis's name so collectives work by name. The innermost function rebuilds the
+arguments (NamedArrays with their reduced axes), calls ``f`` once and hands back the output's arrays;
+its other leaves pass through, as `equinox.filter_vmap` passes them. Nothing is traced twice, and under
+jit the jaxpr is the one of the hand-written nested `jax.vmap`. Not nested `equinox.filter_vmap`:
+the arguments are already resolved, and its per-level Module and partition passes cost more trace
+time than everything namedax adds (benchmarks/bench_vmap.py).
 
     >>> import jax.numpy as jnp
     >>> import namedax as nx
