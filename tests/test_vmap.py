@@ -552,3 +552,19 @@ def test_namedax_frames_are_hidden_from_jax_tracebacks():
     files = [f.filename for f in traceback.extract_tb(info.value.__traceback__)]
     assert any(f == __file__ for f in files)
     assert not [f for f in files if os.path.abspath(f).startswith(os.path.abspath(root) + os.sep)], files
+
+
+def test_numpy_and_none_outputs_as_jax_vmap():
+    # the levels hand every array leaf of the output (numpy ones too) to jax.vmap, which broadcasts
+    # the unbatched ones; None and other non-arrays pass through
+    x = _x("ab")
+
+    def f(v):
+        return np.ones(2), np.float32(3.0), None, (v * 2, jnp.int32(4))
+
+    out = nx.vmap(lambda v: f(v.array), (A, B))(x)
+    ref = jax.vmap(jax.vmap(f))(x.array)
+    assert jax.tree.structure(out) == jax.tree.structure(ref)
+    for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(ref), strict=True):
+        assert isinstance(a, jax.Array) and a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

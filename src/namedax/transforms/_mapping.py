@@ -99,7 +99,7 @@ def _is_callable_spec(spec: Any) -> bool:
 
 
 def check_spec(spec: Any, op: str, where: str) -> None:
-    if spec is None or type(spec) is int or _is_callable_spec(spec):
+    if spec is None or type(spec) is int or spec is zero_if_array_else_none or _is_callable_spec(spec):
         return
     if isinstance(spec, bool):
         raise TypeError(f"{op}: spec {where} must be an int, None or a callable, got {spec!r}")
@@ -113,7 +113,7 @@ def check_spec(spec: Any, op: str, where: str) -> None:
 def _leaf_specs(spec: Any, sub: Any, leaves: list, op: str, desc: Callable[[], str]) -> list:
     """One spec (int, None or a callable) per leaf of ``sub`` (NamedArrays are leaves; their entry is
     unused). ``desc()`` describes the spec for error messages (built only on error: it is slow)."""
-    if spec is None or type(spec) is int or _is_callable_spec(spec):
+    if spec is None or type(spec) is int or spec is zero_if_array_else_none or _is_callable_spec(spec):
         return [spec] * len(leaves)
     pairs: list = []
     try:
@@ -218,7 +218,7 @@ def make_specs(
     fn: Callable, default: Any, args: Any, kwargs: Mapping[str, Any] | None, state: Any, policy: Any, op: str
 ) -> Specs:
     """Check the spec options of `vmap` / `pmap` (at construction) and bundle them."""
-    if not isinstance(args, Sequence) or isinstance(args, str):
+    if type(args) is not tuple and (not isinstance(args, Sequence) or isinstance(args, str)):
         raise TypeError(f"{op}: `args` must be a tuple with one spec per positional argument, got {args!r}")
     kwargs = {} if kwargs is None else dict(kwargs)
     check_spec(default, op, "`default`")
@@ -334,7 +334,8 @@ def resolve(
     ``fn``'s parameter names after ``skip``) and their sizes."""
     n_lev = len(axes)
     sizes: list = [s for _, s in axes]
-    src: list = [f"the given {Axis(n, s)}" if s is not None else None for n, s in axes]
+    src: list = [k if s is not None else None for k, (_, s) in enumerate(axes)]  # k: the given size
+    found: list = [None] * n_lev  # an Axis of the right size, when an argument has one
     st = None if sp.state is False else _state.find_state(sp.state, sp.names, args, kwargs, op)
     err = _Errors(fn, args, kwargs, op, skip, sp.flag, axes)
 
@@ -380,10 +381,11 @@ def resolve(
                             sizes[k], src[k] = ax.size, (i, key, j, leaf.axes)
                         elif sizes[k] != ax.size:
                             err.size(k, ax.size, (i, key, j, leaf.axes), src[k], sizes[k])
+                        found[k] = ax
                         lspecs.append(p)
                     else:
                         lspecs.append(None)
-                if all(p is None for p in lspecs):
+                if lspecs.count(None) == n_lev:
                     continue  # broadcast: stays a static leaf
                 dyn_axes.append(tuple(cur))
             elif (s0 := _level_spec(s, leaf, None, op, desc)) is None:
@@ -420,7 +422,7 @@ def resolve(
         if sizes[k] is None:
             hint = f"Axis({name!r}, size)" + ("" if sp.flag else f" or {{{name!r}: size}}")
             raise ValueError(f"{op}: no argument has axis {name!r}, so its size is unknown: pass {hint} as the axis")
-    mapped = tuple(Axis(name, sizes[k]) for k, (name, _) in enumerate(axes))
+    mapped = tuple(Axis(name, sizes[k]) if found[k] is None else found[k] for k, (name, _) in enumerate(axes))
     return Resolved(leaves, treedefs, len(args), kw_keys, dyn_pos, dyn_axes, level_specs, mapped, st, state_in)
 
 
@@ -438,8 +440,8 @@ class _Errors:
         return repr(arg_label(self.fn, i, key, self.skip) + jax.tree_util.keystr(tuple(paths[j])))
 
     def _describe(self, info) -> str:
-        if isinstance(info, str):
-            return info
+        if type(info) is int:
+            return f"the given {Axis(*self.axes[info])}"
         i, key, j, shape = info
         what = f"axes {shape}" if shape and isinstance(shape[0], Axis) else f"shape {shape}"
         return f"argument {self.path(i, key, j)} ({what})"

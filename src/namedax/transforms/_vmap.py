@@ -7,11 +7,14 @@ the layout of the data; the names carry the information.
 
 How it works: one call resolves, for every argument leaf and every mapped axis, a positional
 ``in_axes`` entry (the position of the axis in a NamedArray; the ``default`` / ``args`` / ``kwargs``
-spec for a plain leaf), checks all sizes once, then runs one `equinox.filter_vmap` per axis (the
-last listed innermost, so ``vmap(f, (A, B)) == vmap(vmap(f, B), A)``) over the flat list of array
-leaves, with ``axis_name`` the axis's name so collectives work by name. The innermost function
-rebuilds the arguments (NamedArrays with their reduced axes) and calls ``f`` once: nothing is traced
-twice, and under jit the jaxpr is the one of the hand-written nested `jax.vmap`.
+spec for a plain leaf), checks all sizes once, then runs one `jax.vmap` per axis (the last listed
+innermost, so ``vmap(f, (A, B)) == vmap(vmap(f, B), A)``) over the flat list of mapped arrays, with
+``axis_name`` the axis's name so collectives work by name. The innermost function rebuilds the
+arguments (NamedArrays with their reduced axes), calls ``f`` once and hands back the output's arrays;
+its other leaves pass through, as `equinox.filter_vmap` passes them. Nothing is traced twice, and under
+jit the jaxpr is the one of the hand-written nested `jax.vmap`. Not nested `equinox.filter_vmap`:
+the arguments are already resolved, and its per-level Module and partition passes cost more trace
+time than everything namedax adds (benchmarks/bench_vmap.py).
 
     >>> import jax.numpy as jnp
     >>> import namedax as nx
@@ -119,27 +122,65 @@ def _ADDED_BACK(clash: list) -> str:
     return f"which include the mapped axes {clash}; the mapped axes are added back to every output, so rename them"
 
 
+class _FlatOut:
+    """An output of ``fn``, flattened (NamedArrays as leaves) for the way out of the vmap levels: its
+    arrays (a NamedArray's jax array) go through them, the rest stays here. ``owner[d]`` is the leaf
+    index of array ``d``, ``axes[d]`` its NamedArray's axes (None for a plain array)."""
+
+    __slots__ = ("td", "statics", "owner", "axes")
+
+    def __init__(self, out: Any):
+        leaves, self.td = jax.tree.flatten(out, is_leaf=_is_named)
+        self.statics, self.owner, self.axes = leaves, [], []
+
+    def arrays(self) -> list:
+        out, leaves = [], self.statics
+        for i, leaf in enumerate(leaves):
+            if _is_named(leaf):
+                if not _is_array(leaf.array):
+                    continue
+                self.axes.append(leaf.axes)
+                out.append(leaf.array)
+            elif _is_array(leaf):
+                self.axes.append(None)
+                out.append(leaf)
+            else:
+                continue
+            self.owner.append(i)
+            leaves[i] = None  # not kept: a tracer of the inner trace
+        return out
+
+    def build(self, vals: Sequence, lead: Callable[[int], tuple]) -> Any:
+        """The output with array ``d`` replaced by ``vals[d]``; a NamedArray gets ``lead(d)`` in front."""
+        leaves = list(self.statics)
+        for d, (o, v, ax) in enumerate(zip(self.owner, vals, self.axes, strict=True)):
+            leaves[o] = v if ax is None else _new(v, lead(d) + ax)
+        return self.td.unflatten(leaves)
+
+
 def execute(fun: Callable, r: Resolved, op: str) -> Any:
-    """The mapped call without state: one `equinox.filter_vmap` per level, the last innermost."""
+    """The mapped call without state: one `jax.vmap` per level, the last innermost, over the flat list
+    of mapped arrays (already resolved: no `equinox.filter_vmap` needed to partition them); the
+    output's non-arrays pass through, as `equinox.filter_vmap` passes them."""
     mapped = r.mapped
-    f = functools.partial(_call, fun, r, op=op)
+    box: list = []
+
+    def innermost(dyn):
+        flat = _FlatOut(_call(fun, r, dyn, op))
+        box.append(flat)
+        return flat.arrays()
+
+    f = innermost
     for k in reversed(range(len(mapped))):
-        f = eqx.filter_vmap(f, in_axes=(r.level_specs[k],), axis_name=mapped[k].name, axis_size=mapped[k].size)
-    out = f(r.dyn_arrays())
-
-    def restore(x):
-        if _is_named(x) and _is_array(x.array):
-            return _new(x.array, mapped + x.axes)
-        return x
-
-    return jax.tree.map(restore, out, is_leaf=_is_named)
+        f = jax.vmap(f, in_axes=(r.level_specs[k],), axis_name=mapped[k].name, axis_size=mapped[k].size)
+    vals = f(r.dyn_arrays())
+    return box[0].build(vals, lambda d: mapped)
 
 
 class _StatefulRun:
     """The mapped call with a state argument. Every level returns (batched arrays, unbatched arrays);
-    which is which is decided while tracing (see `_state`) and recorded in ``split``, with the
-    output's static parts in ``meta``: ``[treedef, per leaf ("named", axes) | ("array",) |
-    ("static", value), array -> leaf index, number of leaves of the output before the state]``."""
+    which is which is decided while tracing (see `_state`) and recorded in ``split``; ``flat`` is the
+    flattened output (`_FlatOut`), ``n_y`` its number of leaves before the state."""
 
     def __init__(self, w: _VmapWrapper, r: Resolved, args: tuple, kwargs: dict, op: str, jax_names):
         self.fun, self.r, self.op, self.policy = w._fun, r, op, w._specs.policy
@@ -147,39 +188,28 @@ class _StatefulRun:
         self.label = arg_label(w._fun, *st)
         self.state_val = args[cast(int, st[0])] if st[1] is None else kwargs[st[1]]  # (index, None) or (None, key)
         self.names_j = jax_names or tuple(a.name for a in r.mapped)
-        self.meta: list = []
+        self.flat: _FlatOut | None = None
+        self.n_y = 0
         self.split: list = [None] * len(r.mapped)
         self._paths: list = []
 
     def innermost(self, dyn: list) -> list:
         out = _state.split_output(_call(self.fun, self.r, dyn, self.op), self.state_val, self.op, self.label)
-        n_y = len(jax.tree.leaves(out[0], is_leaf=_is_named))
-        out_leaves, td = jax.tree.flatten(out, is_leaf=_is_named)
-        kinds, arrays, owner = [], [], []
-        for i, leaf in enumerate(out_leaves):
-            if _is_named(leaf) and _is_array(leaf.array):
-                kinds.append(("named", leaf.axes))
-            elif not _is_named(leaf) and _is_array(leaf):
-                kinds.append(("array",))
-            else:
-                kinds.append(("static", leaf))
-                continue
-            arrays.append(leaf.array if _is_named(leaf) else leaf)
-            owner.append(i)
-        self.meta[:] = [td, kinds, owner, n_y]
-        return arrays
+        self.n_y = len(jax.tree.leaves(out[0], is_leaf=_is_named))
+        self.flat = _FlatOut(out)
+        return self.flat.arrays()
 
     def path(self, d: int) -> str:
         if not self._paths:
             self._paths.extend(_state.leaf_paths(self.label, self.state_val))
-        return self._paths[self.meta[2][d] - self.meta[3]]
+        return self._paths[cast(_FlatOut, self.flat).owner[d] - self.n_y]
 
     def level(self, k: int, inner: Callable) -> Callable:
         r, mapped = self.r, self.r.mapped
 
         def body(dyn):
             vals = inner(dyn)
-            owner, n_y = self.meta[2], self.meta[3]
+            owner, n_y = cast(_FlatOut, self.flat).owner, self.n_y
             is_state = [o >= n_y for o in owner]
             mapped_in = [r.state_in[o - n_y] if o >= n_y else None for o in owner]
             flags = _state.classify(vals, is_state, mapped_in, k, self.names_j[k], self.op, self.policy, self.path,
@@ -205,17 +235,10 @@ class _StatefulRun:
         for k in reversed(range(n_lev)):
             f = self.level(k, f)
         vals = f(r.dyn_arrays())
-        td, kinds, owner, n_y = self.meta
-        out_leaves = [kd[1] if kd[0] == "static" else None for kd in kinds]
-        entries = {}
-        for d, (o, v) in enumerate(zip(owner, vals, strict=True)):
-            batched = tuple(self.split[k][d] for k in range(n_lev))
-            lead = tuple(a for a, b in zip(r.mapped, batched, strict=True) if b)
-            out_leaves[o] = _new(v, lead + kinds[o][1]) if kinds[o][0] == "named" else v
-            if o >= n_y:
-                entries[o] = (batched, r.state_in[o - n_y])
-        plan = _state.Plan(entries)
-        out = td.unflatten(out_leaves)
+        flat, n_y = cast(_FlatOut, self.flat), self.n_y
+        batched = [tuple(self.split[k][d] for k in range(n_lev)) for d in range(len(vals))]
+        plan = _state.Plan({o: (batched[d], r.state_in[o - n_y]) for d, o in enumerate(flat.owner) if o >= n_y})
+        out = flat.build(vals, lambda d: tuple(a for a, b in zip(r.mapped, batched[d], strict=True) if b))
         return (out, plan) if front else plan.fix(out)
 
 
