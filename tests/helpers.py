@@ -29,6 +29,22 @@ def tree_allclose(a, b, rtol=1e-5, atol=1e-6):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
 
 
+DISTRIBUTED = r"""
+import os, sys
+pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+import jax
+jax.config.update("jax_num_cpu_devices", 2)
+try:
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid,
+                               initialization_timeout=30)
+except Exception as e:
+    print("DISTRIBUTED_UNAVAILABLE", type(e).__name__, e, flush=True)
+    sys.exit(0)
+"""
+"""The start of a `run_processes` script: two CPU devices per process, jax.distributed joined (or
+DISTRIBUTED_UNAVAILABLE printed); ``pid``, ``port`` and ``out`` set from the arguments."""
+
+
 def _free_port() -> int:
     import socket
 

@@ -8,20 +8,9 @@ import os
 
 import numpy as np
 
-from helpers import run_processes
+from helpers import DISTRIBUTED, run_processes
 
-SCRIPT = r"""
-import os, sys
-pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-import jax
-jax.config.update("jax_num_cpu_devices", 2)
-try:
-    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid,
-                               initialization_timeout=30)
-except Exception as e:
-    print("DISTRIBUTED_UNAVAILABLE", type(e).__name__, e, flush=True)
-    sys.exit(0)
-import jax.numpy as jnp, numpy as np
+SCRIPT = DISTRIBUTED + r"""import jax.numpy as jnp, numpy as np
 import namedax as nx
 from namedax.spaces import GridSpace, UniformSpace, Parameter
 from namedax.execution import ParallelExecution

@@ -9,22 +9,11 @@ import jax
 import numpy as np
 import pytest
 
-from helpers import run_processes, tree_allclose
+from helpers import DISTRIBUTED, run_processes, tree_allclose
 
 HERE = pathlib.Path(__file__).resolve().parent
 
-SCRIPT = r"""
-import sys
-pid, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-import jax
-jax.config.update("jax_num_cpu_devices", 2)
-try:
-    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}", num_processes=2, process_id=pid,
-                               initialization_timeout=30)
-except Exception as e:
-    print("DISTRIBUTED_UNAVAILABLE", type(e).__name__, e, flush=True)
-    sys.exit(0)
-sys.path[:0] = [HERE, HERE + "/multidevice"]
+SCRIPT = DISTRIBUTED + r"""sys.path[:0] = [HERE, HERE + "/multidevice"]
 import equinox as eqx, numpy as np
 from jax.experimental import multihost_utils
 import test_sharding_mesh as t

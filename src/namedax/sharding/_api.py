@@ -8,7 +8,7 @@ import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..core._named_array import NamedArray, _is_named, _new
-from ._rules import assign, check_against_mesh, check_divisible, context_mesh, resolve_rules, spec_of
+from ._rules import assign, check_against_mesh, check_divisible, context_mesh, resolve_mesh, resolve_rules, spec_of
 
 
 def _named_spec(op: str, x: NamedArray, rules, mesh) -> PartitionSpec:
@@ -86,10 +86,7 @@ def shard(tree: Any, rules: Any = None, mesh: Mesh | None = None) -> Any:
         {'batch': 'data', 'embed': None}
     """
     rules = resolve_rules(rules, "shard")
-    if mesh is None:
-        mesh = context_mesh()
-        if mesh is None:
-            raise ValueError("shard: no device mesh: pass `mesh=` or set one with `jax.set_mesh(mesh)`")
+    mesh = resolve_mesh("shard", mesh)
     check_against_mesh("shard", rules, mesh)
     explicit = AxisType.Explicit in tuple(mesh.axis_types)
 

@@ -12,7 +12,7 @@ from jax.sharding import AbstractMesh, Mesh, PartitionSpec
 
 from ..core._axis import Axis
 from ..core._named_array import _is_named
-from ._rules import assign, check_against_mesh, check_divisible, context_mesh, resolve_rules, spec_of
+from ._rules import assign, check_against_mesh, check_divisible, resolve_mesh, resolve_rules, spec_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,10 +118,7 @@ def plan(tree: Any, rules: Any = None, mesh: Mesh | AbstractMesh | None = None) 
         total per device: 160 B (of 576 B)
     """
     rules = resolve_rules(rules, "plan")
-    if mesh is None:
-        mesh = context_mesh()
-        if mesh is None:
-            raise ValueError("plan: no device mesh: pass `mesh=` or set one with `jax.set_mesh(mesh)`")
+    mesh = resolve_mesh("plan", mesh)
     check_against_mesh("plan", rules, mesh)
     shape = dict(mesh.shape)
     rows = []

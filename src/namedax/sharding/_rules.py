@@ -164,6 +164,15 @@ def context_mesh() -> Mesh | AbstractMesh | None:
     return None if abstract.empty else abstract
 
 
+def resolve_mesh(op: str, mesh: Mesh | AbstractMesh | None) -> Mesh | AbstractMesh:
+    """``mesh``, else the one set by `jax.set_mesh`; an error naming ``op`` when there is none."""
+    if mesh is None:
+        mesh = context_mesh()
+        if mesh is None:
+            raise ValueError(f"{op}: no device mesh: pass `mesh=` or set one with `jax.set_mesh(mesh)`")
+    return mesh
+
+
 def check_against_mesh(op: str, rules: Rules, mesh: Mesh | AbstractMesh) -> None:
     """Every mesh axis a rule names exists in ``mesh``."""
     shape = dict(mesh.shape)

@@ -43,7 +43,7 @@ import numpy as np
 from jax._src import traceback_util
 
 from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
-from ..core._kernels import is_eager
+from ..core._kernels import hashable, is_eager
 from ..core._named_array import _is_named, _new
 from . import _state
 from ._state import UnexpectedState
@@ -578,13 +578,7 @@ def check_carry(carry: Any, new_carry: Any, head: str, what: str = "carry") -> N
 
 def statics_hashable(tree: Any) -> bool:
     """Whether every non-array leaf of ``tree`` is hashable (so it can key a jit cache)."""
-    for leaf in jax.tree.leaves(tree):
-        if not _is_array(leaf):
-            try:
-                hash(leaf)
-            except TypeError:
-                return False
-    return True
+    return all(_is_array(leaf) or hashable(leaf) for leaf in jax.tree.leaves(tree))
 
 
 def _as_if_not_jitted(e: BaseException) -> None:
