@@ -181,3 +181,6 @@ from ._dynamic_slice import (
     updated_slice as updated_slice,
 )
 # --- end dynamic slicing ---
+
+# --- lifting positional functions ---
+from ._lift import lift as lift
