@@ -29,9 +29,9 @@ def _no_arithmetic(self, other):
 
 @final  # every check is `type(x) is Axis`; final lets type checkers narrow on it
 class Axis(tuple):
-    """A named dimension of a given size. Frozen and hashable.
+    """A named dimension of a given size, ``Axis(name, size)``. Frozen and hashable.
 
-    Args:
+    Attributes:
         name: the axis name, unique within one array.
         size: the number of elements along the axis (a non-negative int).
 

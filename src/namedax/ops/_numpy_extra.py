@@ -140,8 +140,9 @@ def unique(
     Args:
         x: the array; all its elements (``axis=None``) or its slices along ``axis`` are compared.
         Unique: the result's axis; its size is jnp.unique's ``size``.
-        return_index, return_inverse, return_counts: as in jax.numpy; the indices and counts are
-            over ``Unique``; the inverse is over ``x``'s axes (or ``axis``).
+        return_index: also return each unique value's first index (over ``Unique``).
+        return_inverse: also return the index of each element's value (over ``x``'s axes, or ``axis``).
+        return_counts: also return how often each value occurs (over ``Unique``).
         axis: find unique slices along this axis (it is replaced by ``Unique``).
         fill_value: the padding value.
 
