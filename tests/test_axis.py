@@ -1,10 +1,13 @@
+import copy
 import pickle
 
+import jax
 import numpy as np
 import pytest
 
 import namedax as nx
 from namedax import Axis
+from namedax.typing import f32
 
 
 def test_axis_is_frozen_hashable_and_equal_by_value():
@@ -17,6 +20,26 @@ def test_axis_is_frozen_hashable_and_equal_by_value():
         a.size = 5  # type: ignore[misc]
     assert a != ("batch", 3)
     assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_axis_hashes_in_c_and_behaves_as_an_axis_not_a_tuple():
+    # axes tuples key every eager plan: their hash must not call Python code (issue: eager dot 1.34x)
+    assert Axis.__hash__ is tuple.__hash__
+    a = Axis("batch", 3)
+    assert a != ("batch", 3) and ("batch", 3) != a and not (("batch", 3) == a)
+    assert {a: 1}.get(("batch", 3)) is None
+    for bad in (lambda: a < Axis("c", 1), lambda: sorted([a, a]), lambda: a + a, lambda: (a,) + a, lambda: a * 2):
+        with pytest.raises(TypeError):
+            bad()
+    with pytest.raises(AttributeError, match="immutable"):
+        a.name = "x"  # type: ignore[misc]
+    assert copy.deepcopy(a) == a and type(copy.copy(a)) is Axis and repr(a) == "Axis('batch', 3)"
+    assert jax.tree.leaves({"k": a}) == [a]  # a PyTree leaf, as before (not a namedtuple node)
+    x = nx.zeros((a,))
+    with pytest.raises(TypeError, match="index by name"):
+        x[a]  # not read as the pair ("batch", 3)
+    assert x[a, 1].axes == ()
+    assert isinstance(x, f32[a]) and not isinstance(nx.zeros({"batch": 4}), f32[a])  # an Axis, not 2 names
 
 
 def test_axis_accepts_numpy_ints_and_rejects_bad_sizes():

@@ -442,6 +442,30 @@ def test_jit_grad_vmap_and_tree_utilities():
     assert s["x"].axes == x.axes
 
 
+def test_scalar_gives_the_0d_array_for_grad_and_value_and_grad():
+    a, w = arr(2, 3), arr(3, seed=1)
+    x, wn = nx.named(a, ("a", "b")), nx.named(w, "b")
+
+    def loss(p):
+        return nx.sum((x * p) ** 2)
+
+    s = loss(wn).scalar()
+    assert type(s) is type(jnp.asarray(1.0)) and s.shape == ()
+    ref_loss = lambda p: jnp.sum((a * p) ** 2)  # noqa: E731
+    np.testing.assert_allclose(s, ref_loss(w), rtol=1e-6)
+    g = jax.grad(lambda p: loss(p).scalar())(wn)
+    assert g.axes == wn.axes
+    np.testing.assert_allclose(g.array, jax.grad(ref_loss)(w), rtol=1e-5)
+    v, g2 = jax.jit(jax.value_and_grad(lambda p: loss(p).scalar()))(wn)
+    np.testing.assert_allclose(v, ref_loss(w), rtol=1e-6)
+    np.testing.assert_allclose(g2.array, jax.grad(ref_loss)(w), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"scalar: the array has axes \(Axis\('a', 2\), Axis\('b', 3\)\)"):
+        x.scalar()
+    # no __jax_array__ (jax 0.10 refuses it inside jax.numpy functions); jnp.asarray converts a 0-d one
+    assert not hasattr(NamedArray, "__jax_array__")
+    np.testing.assert_allclose(jnp.asarray(loss(wn)), ref_loss(w), rtol=1e-6)
+
+
 def test_traced_ops_have_the_positional_jaxpr():
     a, b = jnp.ones((2, 3)), jnp.ones((3, 2))
 

@@ -148,7 +148,7 @@ def test_dot_eager_uses_cached_kernels_without_einsum(monkeypatch):
     n_cached = _kernels.cache_len()
     v = rand((Axis("r", 2), Axis("s", 4)), seed=2)
     nx.dot(x, w, v, axis=("q", "r"))
-    plan_kernel = _kernels.cached((("q", "r"), None, None, None, x.axes, w.axes, v.axes), None)[0]
+    jitted = _kernels.cached((("q", "r"), None, None, None, x.axes, w.axes, v.axes), None)[0]  # (jitted, plain, out)
 
     def no_path(*args, **kwargs):
         raise AssertionError("einsum path search on a cached call")
@@ -158,7 +158,7 @@ def test_dot_eager_uses_cached_kernels_without_einsum(monkeypatch):
         nx.dot(x, w, v, axis=("q", "r"))
         nx.dot(x, w, axis="q")
     assert _kernels.cache_len() == n_cached + 2  # the plan and its kernel
-    assert plan_kernel.jitted._cache_size() == 1  # one compile, reused
+    assert jitted._cache_size() == 1  # one compile, reused
 
 
 def test_dot_under_jit_and_grad():

@@ -157,7 +157,7 @@ def _names(names: list[str]) -> str:
 
 def _parse(kind: str, spec: Any) -> tuple[tuple[tuple[str, int | None], ...], bool, str]:
     """``(axes as (name, size or None), has '...', label)`` from a str, an Axis, ``...`` or a tuple."""
-    items = spec if isinstance(spec, tuple) else (spec,)
+    items = spec if type(spec) is tuple else (spec,)
     tokens: list[Any] = []
     for item in items:
         tokens.extend(item.split() if isinstance(item, str) else (item,))

@@ -5,8 +5,8 @@ An `Axis` is the unit every namedax function speaks in. A *selector* picks one a
 ``{name: size}`` mapping. The helpers here resolve and combine them, and raise errors that name the
 axes involved.
 
-Axis is a slotted class with a precomputed hash rather than a dataclass: axes tuples are the keys of
-every per-signature cache in namedax, so hashing them sits on the hot path of every eager op.
+Axis is a tuple subclass rather than a dataclass: axes tuples are the keys of every per-signature cache
+in namedax, so hashing them sits on the hot path of every eager op, and a tuple hashes in C.
 """
 
 from __future__ import annotations
@@ -14,12 +14,24 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias, final
 
+try:  # namedtuple's C field accessor (a property over itemgetter where it is missing)
+    from collections import _tuplegetter  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    from operator import itemgetter as _itemgetter
+
+    def _tuplegetter(i, doc):
+        return property(_itemgetter(i), doc=doc)
+
+
+def _no_arithmetic(self, other):
+    raise TypeError(f"unsupported operand for Axis: {self!r} and {other!r} (an Axis is not a tuple to concatenate)")
+
 
 @final  # every check is `type(x) is Axis`; final lets type checkers narrow on it
-class Axis:
-    """A named dimension of a given size. Frozen and hashable.
+class Axis(tuple):
+    """A named dimension of a given size, ``Axis(name, size)``. Frozen and hashable.
 
-    Args:
+    Attributes:
         name: the axis name, unique within one array.
         size: the number of elements along the axis (a non-negative int).
 
@@ -34,11 +46,14 @@ class Axis:
         True
     """
 
-    __slots__ = ("name", "size", "_hash")
-    name: str
-    size: int
+    # A tuple underneath (as a NamedTuple, without `_fields`, so JAX keeps it a PyTree leaf) only so
+    # that hashing runs in C: axes tuples key every plan, so every eager op hashes Axis objects.
+    # Equality stays between Axis objects; tuple ordering and concatenation are refused.
+    __slots__ = ()
+    name: str = _tuplegetter(0, "The axis name.")  # type: ignore[assignment]
+    size: int = _tuplegetter(1, "The number of elements along the axis.")  # type: ignore[assignment]
 
-    def __init__(self, name: str, size: int):
+    def __new__(cls, name: str, size: int):
         if not isinstance(name, str):
             raise TypeError(f"Axis name must be a str, got {type(name).__name__}: {name!r}")
         try:
@@ -47,9 +62,7 @@ class Axis:
             raise TypeError(f"Axis {name!r}: size must be an int, got {size!r}") from None
         if size < 0:
             raise ValueError(f"Axis {name!r}: size must be >= 0, got {size}")
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "size", size)
-        object.__setattr__(self, "_hash", hash((name, size)))
+        return tuple.__new__(cls, (name, size))
 
     def __setattr__(self, key, value):
         raise AttributeError("Axis is immutable; use alias() or resize()")
@@ -57,29 +70,39 @@ class Axis:
     def __delattr__(self, key):
         raise AttributeError("Axis is immutable")
 
+    __hash__ = tuple.__hash__  # C-level; consistent with __eq__ (equal axes are equal tuples)
+
     def __eq__(self, other):
         if self is other:
             return True
-        if type(other) is not Axis:
-            return NotImplemented
-        return self.name == other.name and self.size == other.size
+        if type(other) is Axis:
+            return tuple.__eq__(self, other)
+        # a plain tuple ("batch", 4) is not an Axis (False, not tuple equality); others decide themselves
+        return False if isinstance(other, tuple) else NotImplemented
 
-    def __hash__(self):
-        return self._hash
+    def __ne__(self, other):
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
+    def __lt__(self, other):
+        return NotImplemented
+
+    __le__ = __gt__ = __ge__ = __lt__
+    __add__ = __radd__ = __mul__ = __rmul__ = _no_arithmetic
 
     def __repr__(self):
-        return f"Axis({self.name!r}, {self.size})"
+        return f"Axis({self[0]!r}, {self[1]})"
 
     def __reduce__(self):
-        return (Axis, (self.name, self.size))
+        return (Axis, tuple(self))
 
     def alias(self, new_name: str) -> Axis:
         """The same size under another name."""
-        return Axis(new_name, self.size)
+        return Axis(new_name, self[1])
 
     def resize(self, size: int) -> Axis:
         """The same name with another size."""
-        return Axis(self.name, size)
+        return Axis(self[0], size)
 
 
 AxisSelector: TypeAlias = Axis | str

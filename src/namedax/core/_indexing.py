@@ -31,7 +31,7 @@ from ._named_array import NamedArray, _broadcast_to, _is_named, _new, aligner, a
 def _index_pairs(idx, op: str) -> list[tuple[AxisSelector, Any]]:
     if isinstance(idx, Mapping):
         return list(idx.items())
-    if isinstance(idx, tuple) and len(idx) % 2 == 0 and len(idx) > 0:
+    if type(idx) is tuple and len(idx) % 2 == 0 and len(idx) > 0:
         pairs = list(zip(idx[0::2], idx[1::2], strict=True))
         if all(type(k) is str or type(k) is Axis for k, _ in pairs):
             return pairs

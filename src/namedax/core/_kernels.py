@@ -67,6 +67,12 @@ def cached(key: Hashable, build: Callable[..., Any], *args: Any) -> Any:
     return v
 
 
+lookup: Callable[[Hashable], Any] = _CACHE.get
+"""``lookup(key)``: the value cached under ``key`` in the current generation, or None. For the
+hottest paths (eager `namedax.dot`): ``lookup(key) or cached(key, build, ...)`` is `cached` with one
+Python call fewer per hit. (``_CACHE`` is only ever cleared in place, so this bound method stays valid.)"""
+
+
 def _miss(key: Hashable, build: Callable[..., Any], args: tuple) -> Any:
     v = _OLD.pop(key, None)
     if v is None:

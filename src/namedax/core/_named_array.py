@@ -215,6 +215,31 @@ class NamedArray(ArrayMethods):
         """The single element as a Python scalar."""
         return self.array.item()
 
+    def scalar(self) -> jax.Array:
+        """The 0-d jax array of a NamedArray without axes (a full reduction's result, a loss).
+
+        `jax.grad` and `jax.value_and_grad` need a scalar array as the output: differentiate
+        ``lambda p: loss(p).scalar()``. (NamedArray has no ``__jax_array__``: jax 0.10 refuses it in
+        every jax.numpy function, so this is the explicit way; `jax.numpy.asarray` also works.)
+
+        Raises:
+            ValueError: the array has axes (they are named in the message).
+
+        Examples:
+            >>> import jax
+            >>> import namedax as nx
+            >>> x = nx.arange(nx.Axis("t", 3)).astype(float)
+            >>> nx.sum(x * x).scalar()
+            Array(5., dtype=float32)
+            >>> jax.grad(lambda p: nx.sum(p * p).scalar())(x).array
+            Array([0., 2., 4.], dtype=float32)
+        """
+        if self.axes:
+            raise ValueError(
+                f"scalar: the array has axes {self.axes}; reduce them first (e.g. nx.sum(x)) or index them away"
+            )
+        return self.array
+
     def astype(self, dtype) -> NamedArray:
         """The same axes with the array cast to ``dtype``."""
         return _new(self.array.astype(dtype), self.axes)

@@ -181,3 +181,20 @@ from ._dynamic_slice import (
     updated_slice as updated_slice,
 )
 # --- end dynamic slicing ---
+
+# --- lifting positional functions ---
+from ._lift import lift as lift
+
+# --- more of jax.numpy by name ---
+from ._fft import fft as fft, ifft as ifft, irfft as irfft, rfft as rfft
+from ._numpy_extra import (
+    around as around,
+    bincount as bincount,
+    nonzero as nonzero,
+    ravel as ravel,
+    repeat as repeat,
+    searchsorted as searchsorted,
+    tile as tile,
+    trace as trace,
+    unique as unique,
+)

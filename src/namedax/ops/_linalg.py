@@ -30,6 +30,8 @@ import opt_einsum
 
 from ..core import _kernels
 from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
+from ..core._kernels import is_eager as _is_eager
+from ..core._kernels import lookup as _lookup
 from ..core._methods import _MISSING
 from ..core._named_array import AxisNotFoundError, NamedArray, _is_named, _new, union_of
 
@@ -152,7 +154,8 @@ def _dot_plan(arrays, axis, precision, pet, out_axes):
         out = tuple(a for a in union if a.name not in names)
     if out_axes is not None:
         out = _ordered("dot", out, out_axes)
-    return _contraction(axes_list, _names(out), precision, pet), out
+    k = _contraction(axes_list, _names(out), precision, pet)
+    return k.jitted, k.plain, out  # called directly by dot: one Python frame fewer than k(...)
 
 
 def dot(
@@ -199,15 +202,19 @@ def dot(
         (Axis('embed', 3), Axis('batch', 2), Axis('out', 2))
     """
     opts = (axis, precision, preferred_element_type, out_axes)
+    if len(arrays) == 2:  # the hot path: every step here costs a measurable part of the budget
+        x, y = arrays
+        try:
+            key = (*opts, x.axes, y.axes)
+            p = _lookup(key) or _kernels.cached(key, _dot_plan, arrays, *opts)
+        except (TypeError, AttributeError):  # a list or {name: size} selection, or bad input
+            p = _dot_plan_slow(arrays, *opts)
+        return _new(p[0](x.array, y.array) if _is_eager() else p[1](x.array, y.array), p[2])
     try:
-        if len(arrays) == 2:  # the hot path: no list building
-            x, y = arrays
-            k, out = _kernels.cached((*opts, x.axes, y.axes), _dot_plan, arrays, *opts)
-            return _new(k(x.array, y.array), out)
-        k, out = _kernels.cached((*opts, *[a.axes for a in arrays]), _dot_plan, arrays, *opts)
-    except (TypeError, AttributeError):  # a list or {name: size} selection, or bad input: the slow path
-        k, out = _dot_plan_slow(arrays, *opts)
-    return _new(k(*[a.array for a in arrays]), out)
+        p = _kernels.cached((*opts, *[a.axes for a in arrays]), _dot_plan, arrays, *opts)
+    except (TypeError, AttributeError):
+        p = _dot_plan_slow(arrays, *opts)
+    return _new((p[0] if _is_eager() else p[1])(*[a.array for a in arrays]), p[2])
 
 
 def _dot_plan_slow(arrays, axis, precision, pet, out_axes):
