@@ -123,8 +123,6 @@ def test_tuple_rule_splits_over_both_mesh_axes(devices):
 )
 def test_training_step_equals_unsharded(devices, mode, layout):
     name, store, compute = layout
-    if mode == "explicit" and name == "tensor parallel":
-        pytest.skip("tensor parallel in explicit mode needs nx.dot to take out_sharding from the rules (issue 15)")
     ref_model, ref_losses = reference_steps()
     model, losses, (x, _) = sharded_steps(mesh_of(mode), store, compute)
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-5)
@@ -214,3 +212,30 @@ def test_step_has_the_collectives_of_the_hand_written_step(devices, layout):
     assert counts == b.count_collectives(raw_step.lower(*r_args).compile().as_text())
     assert sum(counts.values()) > 0
     assert b.per_device_bytes(jax.tree.leaves(n_args[0])) == b.per_device_bytes(r_args[0])
+
+
+def test_dot_out_sharding_by_name_on_explicit_axes(devices):
+    """A contraction over an axis sharded in both operands: JAX cannot infer the output's sharding;
+    nx.dot takes it by name, or from the active rules."""
+    mesh = mesh_of("explicit")
+    rules = {"batch": "data", "mlp": "model"}
+    h = nx.random.normal(jax.random.key(0), (Batch, Mlp))
+    w = nx.random.normal(jax.random.key(1), (Mlp, Embed))
+    ref = np.asarray(h.array) @ np.asarray(w.array)
+    with jax.set_mesh(mesh):
+        hs, ws = nx.sharding.shard((h, w), rules)
+        with pytest.raises(Exception, match="out_sharding"):  # what JAX says with neither
+            jax.jit(lambda a, b: jnp.einsum("bm,me->be", a, b))(hs.array, ws.array)
+        by_name = jax.jit(lambda a, b: nx.dot(a, b, axis="mlp", out_sharding={"batch": "data"}))(hs, ws)
+        with nx.sharding.axis_rules(rules):
+            from_rules = jax.jit(lambda a, b: nx.dot(a, b, axis="mlp"))(hs, ws)
+        spec = jax.jit(lambda a, b: nx.dot(a, b, axis="mlp", out_sharding=P(None, "data")))(hs, ws)
+        with nx.sharding.axis_rules(rules):
+            eager = nx.dot(hs, ws, axis="mlp")
+    for out in (by_name, from_rules, eager):
+        assert out.axes == (Batch, Embed)
+        assert out.array.sharding.spec == P("data", None)
+        np.testing.assert_allclose(out.array, ref, rtol=1e-5, atol=1e-5)
+    assert spec.array.sharding.spec == P(None, "data")
+    with pytest.raises(KeyError, match="out_sharding names \\['vocab'\\]"):
+        nx.dot(h, w, axis="mlp", out_sharding={"vocab": "data"})

@@ -27,6 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import opt_einsum
+from jax.sharding import PartitionSpec
 
 from ..core import _kernels
 from ..core._axis import Axis, AxisSelection, AxisSelector, axis_name, to_selectors
@@ -45,8 +46,9 @@ def _reduce(a, dims: tuple[int, ...]):
     return jnp.sum(a, axis=dims, dtype=a.dtype) if dims else a
 
 
-def _make_two(xa, ya, out: tuple[str, ...], precision, pet):
-    """The dot_general plan for two operands with axes ``xa``, ``ya`` and output names ``out``."""
+def _make_two(xa, ya, out: tuple[str, ...], precision, pet, sharding=None):
+    """The dot_general plan for two operands with axes ``xa``, ``ya`` and output names ``out``
+    (``sharding``: a PartitionSpec's entries over ``out``, or None to let JAX infer it)."""
     xn, yn, keep = _names(xa), _names(ya), set(out)
     x_sum = tuple(i for i, n in enumerate(xn) if n not in keep and n not in yn)
     y_sum = tuple(i for i, n in enumerate(yn) if n not in keep and n not in xn)
@@ -61,19 +63,20 @@ def _make_two(xa, ya, out: tuple[str, ...], precision, pet):
     )
     perm = tuple(result.index(n) for n in out)
     transpose = perm != tuple(range(len(perm)))
+    kw = {} if sharding is None else {"out_sharding": PartitionSpec(*(sharding[out.index(n)] for n in result))}
 
     def f(x, y):
         x, y = _reduce(x, x_sum), _reduce(y, y_sum)
         r = jax.lax.dot_general(
             x, y, dims, precision=precision,
-            preferred_element_type=jnp.result_type(x, y) if pet is None else pet,
+            preferred_element_type=jnp.result_type(x, y) if pet is None else pet, **kw,
         )  # fmt: skip
         return jax.lax.transpose(r, perm) if transpose else r
 
     return f
 
 
-def _make_many(axes_list, out: tuple[str, ...], precision, pet):
+def _make_many(axes_list, out: tuple[str, ...], precision, pet, sharding=None):
     """A jnp.einsum plan (one operand, or three and more), its contraction path fixed now."""
     letters: dict[str, str] = {}
     for axes in axes_list:
@@ -89,17 +92,59 @@ def _make_many(axes_list, out: tuple[str, ...], precision, pet):
     how = "optimal" if len(axes_list) <= 5 else "greedy"
     path: Any = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=how)[0] if len(axes_list) > 1 else False
 
+    kw = {} if sharding is None else {"out_sharding": PartitionSpec(*sharding)}
+
     def f(*xs):
-        return jnp.einsum(spec, *xs, optimize=path, precision=precision, preferred_element_type=pet)
+        return jnp.einsum(spec, *xs, optimize=path, precision=precision, preferred_element_type=pet, **kw)
 
     return f
 
 
-def _contraction(axes_list: tuple, out: tuple[str, ...], precision, pet):
-    key = ("linalg.contract", axes_list, out, precision, pet)
+def _contraction(axes_list: tuple, out: tuple[str, ...], precision, pet, sharding=None):
+    key = ("linalg.contract", axes_list, out, precision, pet, sharding)
     if len(axes_list) == 2:
-        return _kernels.kernel(key, lambda: _make_two(*axes_list, out, precision, pet))
-    return _kernels.kernel(key, lambda: _make_many(axes_list, out, precision, pet))
+        return _kernels.kernel(key, lambda: _make_two(*axes_list, out, precision, pet, sharding))
+    return _kernels.kernel(key, lambda: _make_many(axes_list, out, precision, pet, sharding))
+
+
+# Set by namedax.sharding (a layer above): the output's spec under the active axis rules, for a dot
+# whose output sharding JAX cannot infer on Explicit mesh axes. None when sharding is not imported.
+out_spec_from_rules: Any = None
+
+
+def _spec_entries(op: str, out: tuple[Axis, ...], out_sharding: Any) -> tuple:
+    """``out_sharding`` (a {name: mesh axes} dict or a PartitionSpec over the output's axes) as a
+    tuple of spec entries, one per output axis."""
+    names = _names(out)
+    if isinstance(out_sharding, PartitionSpec):
+        entries = tuple(out_sharding) + (None,) * (len(names) - len(out_sharding))
+        if len(entries) != len(names):
+            raise ValueError(f"{op}: out_sharding {out_sharding} has more entries than the output's axes {out}")
+        return entries
+    if isinstance(out_sharding, dict):
+        extra = [n for n in out_sharding if n not in names]
+        if extra:
+            raise AxisNotFoundError(f"{op}: out_sharding names {extra}, which are not output axes; outputs: {out}")
+        return tuple(out_sharding.get(n) for n in names)
+    raise TypeError(
+        f"{op}: out_sharding must be a {{axis name: mesh axis}} dict or a PartitionSpec, got {out_sharding!r}"
+    )
+
+
+def _sharded_dot(arrays, axis, precision, pet, out_axes, out_sharding):
+    """dot with the output's sharding given (by name or spec), or taken from the axis rules."""
+    p = _dot_plan(arrays, axis, precision, pet, out_axes)
+    out = p[2]
+    if out_sharding is None:
+        entries = tuple(out_spec_from_rules(out)) if out_spec_from_rules is not None else (None,) * len(out)
+    else:
+        entries = _spec_entries("dot", out, out_sharding)
+    k = _contraction(tuple(a.axes for a in arrays), _names(out), precision, pet, entries)
+    return _new(k(*[a.array for a in arrays]), out)
+
+
+def _needs_out_sharding(e: Exception) -> bool:
+    return type(e).__name__ == "ShardingTypeError" and "out_sharding" in str(e)
 
 
 def _check_arrays(op: str, arrays) -> tuple:
@@ -164,6 +209,7 @@ def dot(
     precision: Any = None,
     preferred_element_type: Any = None,
     out_axes: Sequence[AxisSelector | Any] | None = None,
+    out_sharding: Any = None,
 ) -> NamedArray:
     """Contract named axes of any number of arrays (haliax's ``dot``).
 
@@ -179,6 +225,11 @@ def dot(
         precision: passed to `jax.lax.dot_general`.
         preferred_element_type: the accumulation and result dtype (default: the inputs' promoted dtype).
         out_axes: an order for the result's axes; ``...`` (once) stands for the ones not listed.
+        out_sharding: the result's sharding on the current mesh (Explicit axes): a
+            ``{axis name: mesh axis}`` dict (axes left out are replicated) or a `PartitionSpec` over
+            the output's axes. When omitted and JAX cannot infer it (a contraction over an axis
+            sharded in both operands), the active `namedax.sharding` rules supply it from the
+            output's names, so a tensor-parallel layer runs unchanged.
 
     Returns:
         A NamedArray over the kept axes.
@@ -202,6 +253,8 @@ def dot(
         (Axis('embed', 3), Axis('batch', 2), Axis('out', 2))
     """
     opts = (axis, precision, preferred_element_type, out_axes)
+    if out_sharding is not None:
+        return _sharded_dot(arrays, *opts, out_sharding)
     if len(arrays) == 2:  # the hot path: every step here costs a measurable part of the budget
         x, y = arrays
         try:
@@ -209,12 +262,22 @@ def dot(
             p = _lookup(key) or _kernels.cached(key, _dot_plan, arrays, *opts)
         except (TypeError, AttributeError):  # a list or {name: size} selection, or bad input
             p = _dot_plan_slow(arrays, *opts)
-        return _new(p[0](x.array, y.array) if _is_eager() else p[1](x.array, y.array), p[2])
+        try:
+            return _new(p[0](x.array, y.array) if _is_eager() else p[1](x.array, y.array), p[2])
+        except Exception as e:  # Explicit mesh axes: JAX asks where the output goes
+            if not _needs_out_sharding(e):
+                raise
+            return _sharded_dot(arrays, *opts, None)
     try:
         p = _kernels.cached((*opts, *[a.axes for a in arrays]), _dot_plan, arrays, *opts)
     except (TypeError, AttributeError):
         p = _dot_plan_slow(arrays, *opts)
-    return _new((p[0] if _is_eager() else p[1])(*[a.array for a in arrays]), p[2])
+    try:
+        return _new((p[0] if _is_eager() else p[1])(*[a.array for a in arrays]), p[2])
+    except Exception as e:
+        if not _needs_out_sharding(e):
+            raise
+        return _sharded_dot(arrays, *opts, None)
 
 
 def _dot_plan_slow(arrays, axis, precision, pet, out_axes):

@@ -8,7 +8,17 @@ import jax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..core._named_array import NamedArray, _is_named, _new
-from ._rules import assign, check_against_mesh, check_divisible, context_mesh, resolve_mesh, resolve_rules, spec_of
+from ..ops import _linalg
+from ._rules import (
+    assign,
+    check_against_mesh,
+    check_divisible,
+    context_mesh,
+    current_axis_rules,
+    resolve_mesh,
+    resolve_rules,
+    spec_of,
+)
 
 
 def _named_spec(op: str, x: NamedArray, rules, mesh) -> PartitionSpec:
@@ -51,6 +61,15 @@ def pspec(tree: Any, rules: Any = None) -> Any:
     return jax.tree.map(
         lambda x: _named_spec("pspec", x, rules, mesh) if _is_named(x) else PartitionSpec(), tree, is_leaf=_is_named
     )
+
+
+def _out_spec(out_axes) -> PartitionSpec:
+    """The spec of a contraction's output under the active rules (ops' dot asks, on Explicit axes)."""
+    names = [a.name for a in out_axes]
+    return spec_of(names, assign(names, current_axis_rules())[0])
+
+
+_linalg.out_spec_from_rules = _out_spec
 
 
 def _is_tracer(a: Any) -> bool:
