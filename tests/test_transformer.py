@@ -14,8 +14,8 @@ import namedax as nx
 
 VOCAB, EMBED, HEADS, LAYERS, SEQ, BATCH, HALF = 16, 32, 4, 2, 16, 16, 8
 SEP = 0  # the separator; the copied tokens are 1 .. VOCAB - 1
-Vocab, Embed, Heads, Head = nx.Axis("vocab", VOCAB), nx.Axis("embed", EMBED), nx.Axis("heads", HEADS), nx.Axis("head", 8)
-Mlp, Layers = nx.Axis("mlp", 64), nx.Axis("layers", LAYERS)
+Vocab, Embed, Heads = nx.Axis("vocab", VOCAB), nx.Axis("embed", EMBED), nx.Axis("heads", HEADS)
+Head, Mlp, Layers = nx.Axis("head", 8), nx.Axis("mlp", 64), nx.Axis("layers", LAYERS)
 THETA = 10000.0
 
 
