@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from bench_stacked import _stats, compile_rounds, interleaved  # benchmarks/ is on the path
+from bench_losses import print_rows  # benchmarks/ is on the path, as for bench_stacked_state
+from bench_stacked import _stats, compile_rounds, interleaved
 
 import namedax as nx
 
@@ -231,16 +232,6 @@ def rows_of(m: dict, area: str = "decoder", base: str = "positional jax + lax.sc
 def run(quick: bool = False) -> list[dict]:
     """Entry point for benchmarks/run.py: rows with medians and per-round ratio spreads."""
     return rows_of(measure(rounds=3 if quick else 11, number=2 if quick else 5))
-
-
-def print_rows(rows: list[dict]) -> None:
-    print(f"jax {jax.__version__}, {jax.devices()[0].platform}; ratios: median of per-round namedax / raw [min, max]")
-    for r in rows:
-        verdict = "ok" if r["ratio"] <= float(r["budget"].split()[1]) else "OVER BUDGET"
-        print(
-            f"{r['case']:22s} {r['lib']:9.3f} {r['unit']:2s} vs {r['raw']:9.3f} {r['unit']:2s} ({r['baseline']}): "
-            f"ratio {r['ratio']:.3f} [{r['lo']:.2f}, {r['hi']:.2f}] {r['budget']} {verdict}; {r['note']}"
-        )
 
 
 def main() -> None:
