@@ -4,12 +4,12 @@
     python benchmarks/run.py ...             (the same)
 
 Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_stacked_state``,
-``bench_sweep``, ``bench_sharding``, ``bench_attention``, ``bench_losses``) has an entry point ``run(quick:
-bool) -> list[dict]`` whose rows compare namedax with its raw-JAX baseline measured in the same run, rounds
-interleaved: ``lib`` and ``raw`` are median times (in ``unit``), ``ratio`` the median of the per-round ratios
-lib / raw, ``lo`` / ``hi`` their spread (min, max), ``budget`` the budget (docs/architecture.md) it is held
-to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or on namedax's own value in the row's unit (``"time <=
-100 us"``, ``"memory <= 16 B/pt"``).
+``bench_sweep``, ``bench_sharding``, ``bench_attention``, ``bench_losses``, ``bench_decoder``) has an entry
+point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with its raw-JAX baseline measured in the
+same run, rounds interleaved: ``lib`` and ``raw`` are median times (in ``unit``), ``ratio`` the median of the
+per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max), ``budget`` the budget
+(docs/architecture.md) it is held to: a bound on the ratio (``"<= 1.25"``, ``">= 0.9"``) or on namedax's own
+value in the row's unit (``"time <= 100 us"``, ``"memory <= 16 B/pt"``).
 
 Peers (haliax, tvboptim, penzai) run in their own virtual environments under
 ``benchmarks/peers/.venvs/`` (made by ``python benchmarks/peers/setup.py``, or ``--setup-peers``) on
@@ -72,13 +72,18 @@ AREAS: dict[str, tuple[str, str]] = {
                "logits) vs the unfused projection + optax cross-entropy at vocab 32768, value and gradient. Budgets: "
                "peak temporary memory (compiled `memory_analysis()`) at most a quarter of the unfused form; step "
                "time at most 1.2x."),
+    "decoder": ("Decoder training step", "A 4-layer decoder-only transformer (embed 256, 4 heads, sequence 128, "
+                "batch 8) written with namedax's attention, loss and `nn.Stacked` vs the same math positionally "
+                "(`lax.scan`, `jax.nn.dot_product_attention`, optax), loss and gradients checked equal first. "
+                "Budgets: step time at most 1.05x; compile time at most 1.15x."),
     "results": ("Results access", "Reading a finished sweep's `Results` vs indexing the raw output arrays. "
                 "Budget: microseconds."),
 }
 # benchmark module -> the area its failure is reported under (a module may fill several areas)
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
            "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding",
-           "bench_attention": "attention", "bench_losses": "losses"}
+           "bench_attention": "attention", "bench_losses": "losses",
+           "bench_decoder": "decoder"}
 
 
 # ----------------------------------------------------------------------------- running
