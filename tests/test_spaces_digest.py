@@ -1,4 +1,4 @@
-"""Spaces as PyTrees, their fingerprints, and the digest module (spaces/_digest.py) they share with checkpoints."""
+"""Spaces as PyTrees, their fingerprints, and the digest module (core/_digest.py) they share with checkpoints."""
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,7 @@ def test_digest_one_encoding_of_arrays():
     # gives another digest (hashlib over the raw bytes is the reference)
     import hashlib
 
-    from namedax.spaces._digest import Digest, digest
+    from namedax.core._digest import Digest, digest
 
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     assert digest(a) == digest(jnp.asarray(a)) == digest(np.asarray(a, order="F"))
@@ -58,7 +58,7 @@ def test_digest_one_encoding_of_arrays():
 
 
 def test_stable_repr_and_value_keys():
-    from namedax.spaces._digest import ValueKey, stable_repr
+    from namedax.core._digest import ValueKey, stable_repr
 
     class Thing:
         pass

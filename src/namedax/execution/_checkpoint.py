@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..spaces._digest import code_digest, digest, stable_repr
+from ..core._digest import code_digest, digest, stable_repr
 
 _MANIFEST = "manifest.json"
 _FORMAT = "namedax-sweep/3"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests

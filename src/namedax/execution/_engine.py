@@ -33,8 +33,8 @@ import numpy as np
 from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from ..core._digest import ValueKey
 from ..spaces._base import AbstractSpace
-from ..spaces._digest import ValueKey
 from ..spaces._parameter import Parameter
 from ._results import Layout
 

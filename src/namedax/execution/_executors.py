@@ -10,8 +10,8 @@ from typing import Any, cast
 import jax
 import numpy as np
 
+from ..core._digest import digest
 from ..spaces._base import AbstractSpace
-from ..spaces._digest import digest
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError

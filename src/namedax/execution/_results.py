@@ -20,9 +20,9 @@ import jax
 import numpy as np
 
 from ..core._axis import Axis
+from ..core._digest import stable_repr
 from ..core._named_array import _is_named, _new
 from ..spaces._base import AbstractSpace
-from ..spaces._digest import stable_repr
 from ..spaces._parameter import Parameter
 
 _ARRAY, _STATIC = 0, 1  # kinds: (_ARRAY, leaf index, own axes or None), (_STATIC, value)

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core._axis import Axis
+from ..core._digest import ValueKey, digest
 from ..core._named_array import NamedArray, _is_named
 from . import _gen as _g
-from ._digest import ValueKey, digest
 from ._parameter import Parameter
 from ._parameter import _rebuild as _param_rebuild
 

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core._axis import Axis
+from ..core._digest import digest
 from ..core._named_array import _is_named, _new
 from ..random import _check_key as _random_key
 from . import _gen as _g
@@ -25,7 +26,6 @@ from ._base import (
     _free_parameters,
     _out_dtype,
 )
-from ._digest import digest
 from ._parameter import Parameter
 from ._parameter import _rebuild as _param_rebuild
 

@@ -43,6 +43,7 @@ import numpy as np
 from jax._src import traceback_util
 
 from ..core._axis import Axis, AxisSelection, axis_name, to_selectors
+from ..core._digest import ValueKey
 from ..core._kernels import hashable, is_eager
 from ..core._named_array import _is_named, _new
 from . import _state
@@ -179,22 +180,14 @@ class Specs:
         self.default, self.args, self.kwargs, self.names = default, args, kwargs, names
         self.state, self.flag = state, flag
         self.policy: UnexpectedState = policy
-        key = (default, args, tuple(kwargs.items()), names, (type(state).__name__, state), policy, flag)  # False != 0
-        try:
-            hash(key)
-        except TypeError:
-            key = None
-        self._key = key
+        # False != 0 for the state option; the one by-value-else-by-identity rule of core/_digest
+        self._key = ValueKey((default, args, tuple(kwargs.items()), names, (type(state).__name__, state), policy, flag))
 
     def __hash__(self):
-        return id(self) if self._key is None else hash(self._key)
+        return hash(self._key)
 
     def __eq__(self, other):
-        if self is other:
-            return True
-        if type(other) is not Specs or self._key is None or other._key is None:
-            return False
-        return self._key == other._key
+        return self is other or (type(other) is Specs and self._key == other._key)
 
     def spec_for(self, i: int | None, key: str | None) -> tuple[Any, str]:
         """The spec of positional argument ``i`` or keyword ``key``, and a description for errors."""
