@@ -178,9 +178,10 @@ class ArrayMethods:
         precision: Any = None,
         preferred_element_type: Any = None,
         out_axes: Sequence[AxisSelector | Any] | None = None,
+        out_sharding: Any = None,
     ) -> NamedArray:
         """`namedax.dot` of this array and ``arrays``."""
         return (_ops or _load_ops()).dot(
             self, *arrays, axis=axis, precision=precision, preferred_element_type=preferred_element_type,
-            out_axes=out_axes,
+            out_axes=out_axes, out_sharding=out_sharding,
         )  # fmt: skip
