@@ -207,7 +207,7 @@ def test_step_has_the_collectives_of_the_hand_written_step(devices, layout):
     mesh, named_step, n_args, raw_step, r_args = b.setup(layout)
     assert b.check_same(mesh, named_step, n_args, raw_step, r_args)
     with jax.set_mesh(mesh):
-        n_hlo = named_step.lower(*n_args).lowered.compile().as_text()
+        n_hlo = named_step.lower(*n_args).compile().as_text()
     counts = b.count_collectives(n_hlo)
     assert counts == b.count_collectives(raw_step.lower(*r_args).compile().as_text())
     assert sum(counts.values()) > 0
