@@ -36,13 +36,13 @@ def test_checkpoint_resume_and_refusals(tmp_path, monkeypatch):
     for f in blocks[3:7] + blocks[-1:]:
         os.unlink(d / f)
     kept = {f: os.stat(d / f).st_mtime_ns for f in os.listdir(d) if f.startswith("block-")}
-    (d / ".tmp-left-by-a-killed-run.npz").write_bytes(b"partial")
+    (d / ".namedax-tmp-999999999-left-by-a-killed-run.npz").write_bytes(b"partial")  # a dead pid
     again = ParallelExecution(ck_model, space, 2.0, n_vmap=4, checkpoint_dir=d).run()
     for x, y in zip(jax.tree.leaves(again[:]), jax.tree.leaves(ref[:]), strict=True):
         np.testing.assert_array_equal(x, y)
     assert all(os.stat(d / f).st_mtime_ns == t for f, t in kept.items())
     assert sorted(f for f in os.listdir(d) if f.startswith("block-")) == blocks
-    assert not any(f.startswith(".tmp-") for f in os.listdir(d))
+    assert not any(f.startswith(".namedax-tmp-") for f in os.listdir(d))
     # a finished checkpoint is loaded, nothing is computed
     loaded = ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()
     np.testing.assert_array_equal(loaded[:]["x"], ref[:]["x"])
@@ -95,10 +95,10 @@ def test_checkpoint_refusal_says_which_arguments_differ(tmp_path):
     # another model: named as such, without talking of arguments
     with pytest.raises(ValueError, match=r"holds a sweep of another model \('.*kw_model', this run '.*kw_other'\)"):
         ParallelExecution(kw_other, space, 2.0, checkpoint_dir=d).run()
-    for old in ("namedax-sweep/1", "namedax-sweep/2"):  # earlier formats: refused by their format
+    for old in ("namedax-sweep/1", "namedax-sweep/2", "namedax-sweep/3"):  # earlier formats: refused by their format
         man["format"] = old
         (d / "manifest.json").write_text(json.dumps(man))
-        with pytest.raises(ValueError, match=rf"manifest of format '{old}', not 'namedax-sweep/3'.*another version"):
+        with pytest.raises(ValueError, match=rf"manifest of format '{old}', not 'namedax-sweep/4'.*another version"):
             ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
 
 

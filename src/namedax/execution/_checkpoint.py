@@ -27,12 +27,16 @@ import numpy as np
 from ..core._digest import code_digest, digest, stable_repr
 
 _MANIFEST = "manifest.json"
-_FORMAT = "namedax-sweep/3"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests
+_FORMAT = "namedax-sweep/4"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
+# 4: owner lock, pid-named temps, blocks bound to their range and content
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
+_TMP = ".namedax-tmp-"  # + "<pid>-": namedax only ever deletes files it named itself
+
+
 def _atomic_write(path: pathlib.Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_TMP}{os.getpid()}-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -61,7 +65,12 @@ class Checkpoint:
         path = pathlib.Path(os.fspath(path))
         if path.exists() and not path.is_dir():
             raise ValueError(f"{op}: checkpoint_dir {str(path)!r} exists and is not a directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} cannot be created: {e}") from None
+        if writer:
+            _probe(op, path)
         mpath = path / _MANIFEST
         blocks = [(m, f) for f in sorted(os.listdir(path)) if (m := _BLOCK.match(f))]
         if mpath.exists():
@@ -78,12 +87,7 @@ class Checkpoint:
                 text = json.dumps(manifest, indent=1, sort_keys=True)
                 _atomic_write(mpath, lambda f: f.write(text.encode()))
         if writer:
-            for f in os.listdir(path):
-                if f.startswith(".tmp-"):  # left by a run killed mid-write
-                    try:
-                        os.unlink(path / f)
-                    except OSError:
-                        pass
+            _remove_stale_temps(path)
         n = manifest["N"]
         done = []
         for m, f in blocks:
@@ -108,6 +112,38 @@ class Checkpoint:
             return
         stop = start + count
         _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz", lambda f: np.savez(f, *leaves))
+
+
+def _probe(op: str, path: pathlib.Path) -> None:
+    """Fail before any compute if the directory cannot take a file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path, prefix=f"{_TMP}{os.getpid()}-probe-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is not writable ({e}); pass a writable directory "
+                         "or fix its permissions") from None
+
+
+def _remove_stale_temps(path: pathlib.Path) -> None:
+    """Delete temp files left by a run killed mid-write: only namedax's own, of this process or a dead one."""
+    for f in os.listdir(path):
+        m = re.match(rf"^{re.escape(_TMP)}(\d+)-", f)
+        if m and (int(m.group(1)) == os.getpid() or not _alive(int(m.group(1)))):
+            try:
+                os.unlink(path / f)
+            except OSError:
+                pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists
+        return True
+    return True
 
 
 def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:

@@ -163,6 +163,9 @@ class ParallelExecution:
         if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
             raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
                             f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
+        if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
+            raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
+                             "one) or None for no checkpoint")
         self._devices = _select_devices(op, n_pmap)
         if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
             raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
@@ -210,21 +213,21 @@ class ParallelExecution:
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        n_vmap = self.n_vmap
-        if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
-            timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
-            per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
-            n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
-        max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
         arrays = layout.allocate(n)
         ranges, ckpt = [(0, n)], None
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
             man = manifest(space, layout, model, self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
             seen = int(digest(ranges)[:7], 16)
             if _e._agree(seen) != seen:
                 raise ValueError(f"{op}: processes see different blocks in checkpoint_dir {self.checkpoint_dir!r}; "
                                  "in a multi-process run it must be one directory that every process shares")
+        n_vmap = self.n_vmap
+        if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
+            timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
+            per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
+            n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
+        max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
         todo = sum(b - a for a, b in ranges)
         saved = 0
         bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None

@@ -1,0 +1,75 @@
+"""Checkpoints that cannot be fooled (issue 18): refusals up front, ownership, blocks bound to range and content."""
+
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from namedax.execution import ParallelExecution
+from namedax.spaces import GridSpace
+from test_execution_executors import P
+
+
+def model(s):
+    return s["a"] * 2.0 + s["b"]
+
+
+def space():
+    return GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n={"a": 4, "b": 3})
+
+
+def reference():
+    a = np.linspace(0.0, 1.0, 4, dtype=np.float32)[:, None]
+    b = np.linspace(-1.0, 1.0, 3, dtype=np.float32)[None, :]
+    return (a * np.float32(2.0) + b).reshape(-1)
+
+
+def test_empty_checkpoint_dir_is_refused():
+    with pytest.raises(ValueError, match="ParallelExecution: `checkpoint_dir` is the empty string"):
+        ParallelExecution(model, space(), checkpoint_dir="")
+
+
+def test_user_temp_files_survive(tmp_path):
+    d = tmp_path / "ck"
+    d.mkdir()
+    (d / ".tmp-notes").write_text("mine")
+    (d / ".tmp-x.npz").write_text("mine too")
+    out = ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    np.testing.assert_allclose(np.asarray(out[:]), reference(), rtol=1e-6)
+    assert (d / ".tmp-notes").read_text() == "mine" and (d / ".tmp-x.npz").read_text() == "mine too"
+
+
+def test_live_process_temp_survives(tmp_path):
+    d = tmp_path / "ck"
+    d.mkdir()
+    live = d / f".namedax-tmp-{os.getppid()}-inflight.npz"  # a living process's in-flight write
+    live.write_bytes(b"partial")
+    ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    assert live.exists()
+
+
+def test_uncreatable_directory_fails_before_compute(tmp_path):
+    calls = []
+
+    def counted(s):
+        calls.append(1)
+        return jnp.sum(s["a"])
+
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ValueError, match=r"ParallelExecution: checkpoint_dir '.*afile/ck' cannot be created"):
+        ParallelExecution(counted, space(), checkpoint_dir=f / "ck", progress=False).run()
+    assert len(calls) <= 1  # traced once for the output structure, never run
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_directory_fails_before_compute(tmp_path):
+    d = tmp_path / "ro"
+    d.mkdir()
+    d.chmod(0o500)
+    try:
+        with pytest.raises(ValueError, match="is not writable"):
+            ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    finally:
+        d.chmod(0o700)
