@@ -73,3 +73,53 @@ def test_read_only_directory_fails_before_compute(tmp_path):
             ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
     finally:
         d.chmod(0o700)
+
+
+HOLD = """
+import sys, time
+from namedax.execution._checkpoint import _take
+import pathlib
+fd = _take("child", pathlib.Path(sys.argv[1]))
+print("LOCKED", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_second_process_is_refused_while_the_first_owns_the_directory(tmp_path):
+    import subprocess
+    import sys
+
+    d = tmp_path / "ck"
+    d.mkdir()
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(d), "60"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "LOCKED"
+        with pytest.raises(ValueError, match=rf"checkpoint_dir '.*ck' is in use by another running sweep "
+                                             rf"\(pid {proc.pid}\)"):
+            ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+        assert not any(f.startswith("block-") for f in os.listdir(d))  # nothing written by the refused run
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    # the owner died: the kernel released its lock, a new run works
+    out = ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    np.testing.assert_allclose(np.asarray(out[:]), reference(), rtol=1e-6)
+
+
+def test_second_executor_in_the_same_process_is_refused(tmp_path):
+    import pathlib
+
+    from namedax.execution._checkpoint import _take
+
+    d = tmp_path / "ck"
+    d.mkdir()
+    fd = _take("test", pathlib.Path(d))
+    try:
+        with pytest.raises(ValueError, match=rf"in use by another running sweep \(pid {os.getpid()}, this process\)"):
+            ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    finally:
+        os.close(fd)
+    ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()  # released: works
+    ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()  # and a run releases it too

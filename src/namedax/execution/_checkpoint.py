@@ -14,6 +14,7 @@ with the resumed run's calls: any set of finished ranges works.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pathlib
@@ -27,6 +28,7 @@ import numpy as np
 from ..core._digest import code_digest, digest, stable_repr
 
 _MANIFEST = "manifest.json"
+_LOCK = ".namedax-lock"  # flock'ed by the writing run, for the whole run; holds its pid
 _FORMAT = "namedax-sweep/4"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
 # 4: owner lock, pid-named temps, blocks bound to their range and content
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
@@ -54,9 +56,16 @@ def _atomic_write(path: pathlib.Path, write) -> None:
 class Checkpoint:
     """An open checkpoint directory; `write` saves one finished block (process 0 only writes)."""
 
-    def __init__(self, path: pathlib.Path, writer: bool):
+    def __init__(self, path: pathlib.Path, writer: bool, lock: int | None = None):
         self.path = path
         self.writer = writer
+        self._lock = lock
+
+    def close(self) -> None:
+        """Release the directory (the kernel also releases it when the process dies)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     @classmethod
     def open(cls, op: str, path: Any, manifest: dict, arrays: list[np.ndarray], writer: bool
@@ -69,8 +78,19 @@ class Checkpoint:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ValueError(f"{op}: checkpoint_dir {str(path)!r} cannot be created: {e}") from None
+        lock = None
         if writer:
             _probe(op, path)
+            lock = _take(op, path)
+        try:
+            return cls._open(op, path, manifest, arrays, writer, lock)
+        except BaseException:
+            if lock is not None:
+                os.close(lock)
+            raise
+
+    @classmethod
+    def _open(cls, op, path, manifest, arrays, writer, lock):
         mpath = path / _MANIFEST
         blocks = [(m, f) for f in sorted(os.listdir(path)) if (m := _BLOCK.match(f))]
         if mpath.exists():
@@ -105,7 +125,7 @@ class Checkpoint:
                                          f"expected {dst.dtype}{[stop - start, *dst.shape[1:]]}")
                     dst[start:stop] = a
             done.append((start, stop))
-        return cls(path, writer), _missing(done, n)
+        return cls(path, writer, lock), _missing(done, n)
 
     def write(self, start: int, count: int, leaves: list[np.ndarray]) -> None:
         if not self.writer:
@@ -123,6 +143,25 @@ def _probe(op: str, path: pathlib.Path) -> None:
     except OSError as e:
         raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is not writable ({e}); pass a writable directory "
                          "or fix its permissions") from None
+
+
+def _take(op: str, path: pathlib.Path) -> int:
+    """Own the directory for this run: an exclusive flock on its lock file, or an error naming the owner."""
+    fd = os.open(path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is in use by another running sweep (pid {owner}"
+                         f"{', this process' if owner == str(os.getpid()) else ''}); wait for it to finish or pass "
+                         "another checkpoint_dir") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
 
 
 def _remove_stale_temps(path: pathlib.Path) -> None:

@@ -218,45 +218,51 @@ class ParallelExecution:
         if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
             man = manifest(space, layout, model, self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
-            seen = int(digest(ranges)[:7], 16)
-            if _e._agree(seen) != seen:
-                raise ValueError(f"{op}: processes see different blocks in checkpoint_dir {self.checkpoint_dir!r}; "
-                                 "in a multi-process run it must be one directory that every process shares")
-        n_vmap = self.n_vmap
-        if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
-            timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
-            per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
-            n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
-        max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
-        todo = sum(b - a for a, b in ranges)
-        saved = 0
-        bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
         try:
-            if todo:
-                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
+            if ckpt is not None:
+                seen = int(digest(ranges)[:7], 16)
+                if _e._agree(seen) != seen:
+                    raise ValueError(f"{op}: processes see different blocks in checkpoint_dir "
+                                     f"{self.checkpoint_dir!r}; in a multi-process run it must be one directory that "
+                                     "every process shares")
+            n_vmap = self.n_vmap
+            if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
+                timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
+                per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
+                n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
+            max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
+            todo = sum(b - a for a, b in ranges)
+            saved = 0
+            bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
+            try:
+                if todo:
+                    sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
 
-                def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
-                    nonlocal saved
-                    if count == n:  # the whole sweep in one call: keep its arrays, no copy
-                        arrays[:] = host
-                    else:
-                        for dst, src in zip(arrays, host, strict=True):
-                            dst[start : start + count] = src
-                    if ckpt is not None:
-                        ckpt.write(start, count, [a[start : start + count] for a in arrays])
-                        saved += 1
-                    if bar is not None:
+                    def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
+                        nonlocal saved
+                        if count == n:  # the whole sweep in one call: keep its arrays, no copy
+                            arrays[:] = host
+                        else:
+                            for dst, src in zip(arrays, host, strict=True):
+                                dst[start : start + count] = src
                         if ckpt is not None:
-                            bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
-                        bar.update(count)
+                            ckpt.write(start, count, [a[start : start + count] for a in arrays])
+                            saved += 1
+                        if bar is not None:
+                            if ckpt is not None:
+                                bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
+                            bar.update(count)
 
-                sweep.run(ranges, on_block)
+                    sweep.run(ranges, on_block)
+            finally:
+                if bar is not None:
+                    bar.close()
+            if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
+                _e.barrier("namedax checkpoint written")
+            return Results(arrays, layout, space)
         finally:
-            if bar is not None:
-                bar.close()
-        if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
-            _e.barrier("namedax checkpoint written")
-        return Results(arrays, layout, space)
+            if ckpt is not None:  # the directory is free again for another run
+                ckpt.close()
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
