@@ -123,3 +123,106 @@ def test_second_executor_in_the_same_process_is_refused(tmp_path):
         os.close(fd)
     ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()  # released: works
     ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()  # and a run releases it too
+
+
+def other_model(s):
+    return s["a"] * 3.0 - s["b"]
+
+
+def _blocks(d):
+    return sorted(f for f in os.listdir(d) if f.startswith("block-") and f.endswith(".npz"))
+
+
+def _swap(d, tmp_path):
+    a, b = _blocks(d)[:2]
+    os.replace(d / a, tmp_path / "x")
+    os.replace(d / b, d / a)
+    os.replace(tmp_path / "x", d / b)
+    return [a, b]
+
+
+def _rename(d, tmp_path):
+    a, b = _blocks(d)[:2]
+    os.replace(d / a, d / b)  # b's name, a's points
+    return [b]
+
+
+def _truncate(d, tmp_path):
+    b = _blocks(d)[1]
+    (d / b).write_bytes((d / b).read_bytes()[:100])
+    return [b]
+
+
+def _flip(d, tmp_path):
+    b = _blocks(d)[1]
+    raw = bytearray((d / b).read_bytes())
+    for i in (0, len(raw) // 2):  # the first byte and one in the data
+        raw[i] ^= 0xFF
+    (d / b).write_bytes(bytes(raw))
+    return [b]
+
+
+def _garbage(d, tmp_path):
+    b = _blocks(d)[1]
+    (d / b).write_bytes(os.urandom(300))
+    return [b]
+
+
+def _symlink_foreign(d, tmp_path):
+    other = tmp_path / "other"
+    ParallelExecution(other_model, space(), n_vmap=4, checkpoint_dir=other, progress=False).run()
+    b = _blocks(d)[1]
+    os.unlink(d / b)
+    os.symlink(other / b, d / b)
+    return [b]
+
+
+def _directory(d, tmp_path):
+    b = _blocks(d)[1]
+    os.unlink(d / b)
+    (d / b).mkdir()
+    return [b]
+
+
+@pytest.mark.parametrize("damage", [_swap, _rename, _truncate, _flip, _garbage, _symlink_foreign, _directory])
+def test_damaged_or_foreign_blocks_are_named_and_recomputed(tmp_path, monkeypatch, caplog, damage):
+    from namedax.execution import _engine as _e
+
+    monkeypatch.setattr(_e, "_CALL_SECONDS", 0.0)  # one chunk per call: 3 blocks of 4 points
+    d = tmp_path / "ck"
+    ParallelExecution(model, space(), n_vmap=4, checkpoint_dir=d, progress=False).run()
+    assert len(_blocks(d)) == 3
+    bad = damage(d, tmp_path)
+    with caplog.at_level("WARNING", logger="namedax.execution"):
+        out = ParallelExecution(model, space(), n_vmap=4, checkpoint_dir=d, progress=False).run()
+    np.testing.assert_allclose(np.asarray(out[:]), reference(), rtol=1e-6)
+    for b in bad:
+        assert f"checkpoint block {b!r}" in caplog.text and "its points are recomputed" in caplog.text
+        assert os.path.lexists(d / (b + ".rejected"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="namedax.execution"):  # the recomputed blocks are good
+        again = ParallelExecution(model, space(), n_vmap=4, checkpoint_dir=d, progress=False).run()
+    assert caplog.text == ""
+    np.testing.assert_allclose(np.asarray(again[:]), reference(), rtol=1e-6)
+    if damage is _symlink_foreign:  # the foreign sweep's file is untouched
+        assert all((tmp_path / "other" / b).is_file() and not (tmp_path / "other" / b).is_symlink() for b in bad)
+
+
+def test_a_crafted_huge_header_is_not_loaded(tmp_path, caplog):
+    d = tmp_path / "ck"
+    ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    (b,) = _blocks(d)
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(d / b, "w") as z:  # arr_0 claims 1e11 elements
+        header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+        header["shape"] = (10**11,)
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, header)
+        z.writestr("arr_0.npy", buf.getvalue() + b"\0" * 400_000)
+        z.writestr("namedax_block.npy", b"")
+    with caplog.at_level("WARNING", logger="namedax.execution"):
+        out = ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    np.testing.assert_allclose(np.asarray(out[:]), reference(), rtol=1e-6)
+    assert f"checkpoint block {b!r}" in caplog.text

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,21 +166,27 @@ def test_checkpoint_refuses_another_model_of_the_same_name(tmp_path):
         ParallelExecution(outer, space, checkpoint_dir=d).run()
 
 
-def test_checkpoint_block_checks(tmp_path):
+def test_checkpoint_block_checks(tmp_path, caplog):
+    # a block that is not this sweep's intact block of its range is reported by name, set aside, recomputed
     space = GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n=3)
     d = tmp_path / "ck"
+    ref = ParallelExecution(ck_model, space, 2.0).run()[:]
     ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()
     (block,) = [f for f in os.listdir(d) if f.startswith("block-")]
-    np.savez(d / block, np.zeros(9, np.float32))  # one leaf instead of two
-    with pytest.raises(ValueError, match="has 1 arrays, the outputs have 2 leaves"):
-        ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()
-    np.savez(d / block, np.zeros(9, np.float64), np.zeros((9, 2), np.float32))
-    with pytest.raises(ValueError, match="leaf 0 has float64"):
-        ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()
-    os.unlink(d / block)
-    np.savez(d / "block-00000000000000000000-00000000000000000099.npz", np.zeros(99))
-    with pytest.raises(ValueError, match="outside the 9 points"):
-        ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()
+    outside = "block-00000000000000000000-00000000000000000099.npz"
+    for write, msg in [(lambda: np.savez(d / block, np.zeros(9, np.float32)), "holds \\['arr_0.npy'\\]"),
+                       (lambda: np.savez(d / block, np.zeros(9, np.float64), np.zeros((9, 2), np.float32)),
+                        "holds"),
+                       (lambda: np.savez(d / outside, np.zeros(99)), "is outside the 9 points")]:
+        write()
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="namedax.execution"):
+            out = ParallelExecution(ck_model, space, 2.0, checkpoint_dir=d).run()[:]
+        np.testing.assert_array_equal(out["x"], ref["x"])
+        np.testing.assert_array_equal(out["y"], ref["y"])
+        assert re.search(msg + ".*ignored, its points are recomputed", caplog.text), caplog.text
+    assert sorted(f for f in os.listdir(d) if f.startswith("block-")) == [block, block + ".rejected",
+                                                                         outside + ".rejected"]
 
 
 KILL_SCRIPT = """

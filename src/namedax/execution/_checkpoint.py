@@ -3,23 +3,35 @@
 Layout of ``checkpoint_dir``::
 
     manifest.json                            what is swept: space fingerprint, outputs, model, arguments
-    block-<start:020d>-<stop:020d>.npz       the outputs of points [start, stop), one array per leaf
+    block-<start:020d>-<stop:020d>.npz       the outputs of points [start, stop), one array per leaf, and a
+                                             record (member ``namedax_block``): sweep id, range, blake2b of the arrays
+    .namedax-lock                            flock'ed by the run that owns the directory; holds its pid
 
-A block file is written to a temporary name in the same directory, flushed to disk, then renamed,
-so a file with a final name is always complete, even after SIGKILL. Resuming reads the manifest,
-refuses a directory that holds another sweep (another space, output structure, model or arguments),
-loads the finished blocks and returns the ranges still to compute. Blocks never need to line up
-with the resumed run's calls: any set of finished ranges works.
+A block file is written to a temporary name (``.namedax-tmp-<pid>-...``) in the same directory,
+flushed to disk, then renamed, so a file with a final name is always complete, even after SIGKILL.
+A run owns the directory for its whole length through an ``fcntl.flock`` (released by the kernel
+when the process dies), so a second run into it is refused up front; the directory is probed for
+writability before any compute. Only namedax's own temp files of this process or of a dead one are
+ever deleted. Resuming reads the manifest, refuses a directory that holds another sweep (another
+space, output structure, model or arguments), loads the finished blocks and returns the ranges still
+to compute. A block that is not this sweep's intact block of the range its name says (swapped,
+renamed, damaged, foreign, a symlink) is never used: it is logged by name (logger
+``namedax.execution``), renamed to ``<name>.rejected`` and its points recomputed; recomputing rather
+than refusing keeps a run going, and the block is only ever a cache of what the model computes.
+Blocks never need to line up with the resumed run's calls: any set of finished ranges works.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
+import logging
 import os
 import pathlib
 import re
 import tempfile
+import zipfile
 from typing import Any
 
 import jax
@@ -27,7 +39,10 @@ import numpy as np
 
 from ..core._digest import code_digest, digest, stable_repr
 
+_log = logging.getLogger("namedax.execution")
+
 _MANIFEST = "manifest.json"
+_META = "namedax_block"  # the npz member recording the block's sweep, range and content hash
 _LOCK = ".namedax-lock"  # flock'ed by the writing run, for the whole run; holds its pid
 _FORMAT = "namedax-sweep/4"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
 # 4: owner lock, pid-named temps, blocks bound to their range and content
@@ -108,30 +123,86 @@ class Checkpoint:
                 _atomic_write(mpath, lambda f: f.write(text.encode()))
         if writer:
             _remove_stale_temps(path)
-        n = manifest["N"]
+        n, sweep = manifest["N"], _sweep_id(manifest)
         done = []
         for m, f in blocks:
             start, stop = int(m.group(1)), int(m.group(2))
-            if not 0 <= start < stop <= n:
-                raise ValueError(f"{op}: checkpoint block {f!r} is outside the {n} points of the space")
-            with np.load(path / f) as z:
-                if len(z.files) != len(arrays):
-                    raise ValueError(f"{op}: checkpoint block {f!r} has {len(z.files)} arrays, the outputs "
-                                     f"have {len(arrays)} leaves")
-                for k, dst in enumerate(arrays):
-                    a = z[f"arr_{k}"]
-                    if a.shape != (stop - start,) + dst.shape[1:] or a.dtype != dst.dtype:
-                        raise ValueError(f"{op}: checkpoint block {f!r} leaf {k} has {a.dtype}{list(a.shape)}, "
-                                         f"expected {dst.dtype}{[stop - start, *dst.shape[1:]]}")
-                    dst[start:stop] = a
+            why = _check_block(path / f, sweep, start, stop, n, arrays)
+            if isinstance(why, str):  # never used: reported by name and its points recomputed
+                _log.warning("%s: checkpoint block %r in %r %s; ignored, its points are recomputed%s", op, f,
+                             str(path), why, f" (kept as {f + '.rejected'!r})" if writer else "")
+                if writer:
+                    try:
+                        os.replace(path / f, path / (f + ".rejected"))
+                    except OSError:
+                        pass
+                continue
+            for dst, a in zip(arrays, why, strict=True):
+                dst[start:stop] = a
             done.append((start, stop))
-        return cls(path, writer, lock), _missing(done, n)
+        ck = cls(path, writer, lock)
+        ck.sweep = sweep
+        return ck, _missing(done, n)
 
     def write(self, start: int, count: int, leaves: list[np.ndarray]) -> None:
         if not self.writer:
             return
         stop = start + count
-        _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz", lambda f: np.savez(f, *leaves))
+        leaves = [np.ascontiguousarray(a) for a in leaves]
+        meta = {"sweep": self.sweep, "start": start, "stop": stop, "hash": _block_hash(self.sweep, start, stop, leaves)}
+        tag = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz",
+                      lambda f: np.savez(f, *leaves, **{_META: tag}))
+
+
+def _sweep_id(manifest: dict) -> str:
+    """What binds a block to its sweep: a digest of the manifest's compared fields."""
+    keys = ("format", "space", "N", "outputs", "model", "code", "arguments")
+    return hashlib.blake2b(json.dumps([manifest[k] for k in keys]).encode(), digest_size=16).hexdigest()
+
+
+def _block_hash(sweep: str, start: int, stop: int, leaves: list[np.ndarray]) -> str:
+    h = hashlib.blake2b(json.dumps([sweep, start, stop]).encode(), digest_size=32)
+    for a in leaves:
+        h.update(json.dumps([a.dtype.str, list(a.shape)]).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, arrays: list[np.ndarray]
+                 ) -> list[np.ndarray] | str:
+    """The block's arrays if it is this sweep's block of exactly [start, stop) with intact content, else why not."""
+    if not 0 <= start < stop <= n:
+        return f"is outside the {n} points of the space"
+    if file.is_symlink():
+        return "is a symbolic link (blocks are only ever written as files)"
+    want = [(stop - start,) + dst.shape[1:] for dst in arrays]
+    names = {f"arr_{k}.npy" for k in range(len(arrays))} | {_META + ".npy"}
+    try:
+        with zipfile.ZipFile(file) as z:  # sizes first: a crafted header must not allocate without bound
+            sizes = {i.filename: i.file_size for i in z.infolist()}
+        if set(sizes) != names:
+            return f"holds {sorted(sizes)}, expected {sorted(names)}"
+        for k, (dst, shape) in enumerate(zip(arrays, want, strict=True)):
+            if sizes[f"arr_{k}.npy"] > int(np.prod(shape)) * dst.dtype.itemsize + 4096:
+                return f"has a leaf {k} larger than the {list(shape)} values it should hold"
+        if sizes[_META + ".npy"] > 65536:
+            return "has an oversized record"
+        with np.load(file, allow_pickle=False) as z:
+            meta = json.loads(z[_META].tobytes())
+            leaves = [z[f"arr_{k}"] for k in range(len(arrays))]
+    except Exception as e:  # truncated, bit-flipped or garbage: unreadable
+        return f"cannot be read ({type(e).__name__}: {e})"
+    if not isinstance(meta, dict) or meta.get("sweep") != sweep:
+        return "was written by another sweep"
+    if (meta.get("start"), meta.get("stop")) != (start, stop):
+        return f"holds points [{meta.get('start')}, {meta.get('stop')}), not the [{start}, {stop}) of its name"
+    for k, (a, dst, shape) in enumerate(zip(leaves, arrays, want, strict=True)):
+        if a.shape != shape or a.dtype != dst.dtype:
+            return f"has leaf {k} of {a.dtype}{list(a.shape)}, expected {dst.dtype}{list(shape)}"
+    if meta.get("hash") != _block_hash(sweep, start, stop, leaves):
+        return "has content that does not match its recorded hash (damaged or altered)"
+    return leaves
 
 
 def _probe(op: str, path: pathlib.Path) -> None:

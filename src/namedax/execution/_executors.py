@@ -192,8 +192,10 @@ class ParallelExecution:
         space, the model's output structure, the model (its code, what its closures capture and the
         functions it calls) and its arguments. A later ``run()`` with the same directory loads the
         finished blocks and computes only the rest; the results equal an uninterrupted run's. A
-        directory holding another sweep is refused, never mixed in. In a multi-process run the
-        directory must be shared; process 0 writes it.
+        directory holding another sweep is refused, never mixed in; so is a directory another running
+        sweep owns. A block file that is not this sweep's intact block of its range is logged by name,
+        set aside as ``<name>.rejected`` and recomputed. In a multi-process run the directory must be
+        shared; process 0 writes it.
 
         Returns:
             `Results` over the space (on every process, in a multi-process run).
@@ -203,7 +205,7 @@ class ParallelExecution:
                 a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
                 down to the failing point).
             ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
-                model or arguments).
+                model or arguments), is in use by another running sweep, or cannot be written.
         """
         op = "ParallelExecution"
         space, model, devices = self.statespace, self.model, self._devices
