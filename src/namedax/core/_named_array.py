@@ -263,13 +263,20 @@ class NamedArray(ArrayMethods):
     # ---- indexing ----
     def __getitem__(self, idx) -> NamedArray:
         """Index by name: ``x["batch", 3]``, ``x["batch", 1:3, "embed", 0]``, ``x[{"batch": idx}]``
-        (an integer NamedArray gathers); see `namedax.core._indexing`."""
+        (an integer NamedArray gathers); see `namedax.core._indexing`.
+
+        A concrete integer index (a Python or numpy int, or a concrete 0-d array) out of range is an
+        IndexError; a traced one (under `jax.jit`) and the values of index arrays are not checked and
+        clamp to the axis, as in jax."""
         return (_indexing or _load_indexing()).getitem(self, idx)
 
     @property
     def at(self) -> _AtIndexer:
         """Functional updates by name: ``x.at["batch", 0].set(1.0)``, also ``add``, ``multiply``,
-        ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments."""
+        ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments.
+
+        Concrete integer indices are range-checked as in indexing; an update at a traced (or index
+        array) position out of range is dropped, jax's default ``mode`` for scatters."""
         return (_indexing or _load_indexing())._AtIndexer(self)
 
     def __iter__(self):
