@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias, final
 
+import numpy as np
+
 try:  # namedtuple's C field accessor (a property over itemgetter where it is missing)
     from collections import _tuplegetter  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
@@ -56,6 +58,8 @@ class Axis(tuple):
     def __new__(cls, name: str, size: int):
         if not isinstance(name, str):
             raise TypeError(f"Axis name must be a str, got {type(name).__name__}: {name!r}")
+        if isinstance(size, bool | np.bool_):  # an int to Python, never meant as a size
+            raise TypeError(f"Axis {name!r}: size must be an int, got the bool {size!r}")
         try:
             size = int(size.__index__())  # ints and numpy ints, never floats
         except (AttributeError, TypeError):
