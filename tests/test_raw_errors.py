@@ -37,3 +37,68 @@ def test_traced_index_clamps_and_drops_as_jax():
     np.testing.assert_array_equal(got.array, a[:, 2])  # clamped
     got = jax.jit(lambda x, i: x.at["embed", i].set(-1.0))(x, 7)
     np.testing.assert_array_equal(got.array, a)  # dropped
+
+
+# ---- the constructor checks its data; rebuilding from the PyTree does not ----
+
+
+@pytest.mark.parametrize("data", [[0.0, 1.0], None, "ab", 3.0], ids=["list", "None", "str", "float"])
+def test_constructor_refuses_non_arrays(data):
+    with pytest.raises(TypeError, match=r"NamedArray: expected an array .*nx\.named"):
+        nx.NamedArray(data, {"a": 2})
+
+
+def test_constructor_refuses_wrong_shape():
+    with pytest.raises(ValueError, match=r"NamedArray: axes .*'a', 3.* shape \(2,\)"):
+        nx.NamedArray(np.zeros(2), {"a": 3})
+
+
+@pytest.mark.parametrize("data", [np.array([object(), 1]), np.array(["a", "b"]), "ab"], ids=["obj", "str", "pystr"])
+def test_named_refuses_object_and_string_data(data):
+    with pytest.raises(TypeError, match=r"named: .*(dtype|numeric)"):
+        nx.named(data, "a")
+    with pytest.raises(TypeError, match="NamedArray"):
+        nx.NamedArray(np.asarray(data), {"a": np.asarray(data).shape[0]} if np.ndim(data) else {})
+
+
+@pytest.mark.parametrize("leaf", [None, object(), jax.ShapeDtypeStruct((2,), jnp.float32)], ids=["None", "obj", "sds"])
+def test_pytree_rebuild_and_copy_never_validate(leaf):
+    import copy
+    import pickle
+
+    x = nx.named(jnp.zeros(2), "a")
+    y = jax.tree_util.tree_map(lambda _: leaf, x, is_leaf=lambda v: v is None)
+    assert y.array is leaf and y.axes == x.axes
+    if leaf is None:
+        z = copy.copy(y)
+        assert z.array is None and z.axes == x.axes
+        assert pickle.loads(pickle.dumps(y)).axes == x.axes
+
+
+def test_tracers_pass_the_constructor():
+    f = jax.jit(lambda a: nx.NamedArray(a * 2, {"a": 2}).array)
+    np.testing.assert_array_equal(f(jnp.ones(2)), np.full(2, 2.0))
+
+
+# ---- Axis refuses bools as sizes ----
+
+
+@pytest.mark.parametrize("size", [True, False, np.bool_(True)])
+def test_axis_refuses_bool_size(size):
+    with pytest.raises(TypeError, match=r"Axis 'a': size must be an int.*bool"):
+        nx.Axis("a", size)
+
+
+# ---- numpy sees the data of a NamedArray ----
+
+
+def test_np_asarray_gives_the_data():
+    a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    x = nx.named(jnp.asarray(a), ("batch", "embed"))
+    got = np.asarray(x)
+    assert got.dtype == np.float32 and got.shape == (2, 3)
+    np.testing.assert_array_equal(got, a)
+    np.testing.assert_array_equal(np.asarray(x, dtype=np.float64), a.astype(np.float64))
+    c = np.array(x, copy=True)
+    c[0, 0] = 99.0
+    assert float(x.array[0, 0]) == 0.0
