@@ -102,3 +102,35 @@ def test_np_asarray_gives_the_data():
     c = np.array(x, copy=True)
     c[0, 0] = 99.0
     assert float(x.array[0, 0]) == 0.0
+
+
+# ---- reductions with no identity over a zero-size axis; plain int shapes ----
+
+
+@pytest.mark.parametrize("op", ["max", "min", "nanmax", "nanmin"])
+def test_extremum_over_zero_size_axis(op):
+    x = nx.zeros({"batch": 2, "empty": 0})
+    with pytest.raises(ValueError, match=rf"{op}: cannot reduce over the zero-size axes .*'empty', 0.*initial="):
+        getattr(nx, op)(x, "empty")
+    with pytest.raises(ValueError, match=rf"{op}: cannot reduce over the zero-size axes"):
+        getattr(nx, op)(x)
+    # over the other axis, or with initial=, as jax.numpy
+    assert getattr(nx, op)(x, "batch").shape == {"empty": 0}
+    got = getattr(nx, op)(x, "empty", initial=-1.0)
+    np.testing.assert_array_equal(got.array, getattr(jnp, op)(jnp.zeros((2, 0)), axis=1, initial=-1.0))
+
+
+@pytest.mark.parametrize("op", ["argmax", "argmin", "nanargmax", "nanargmin"])
+def test_arg_over_zero_size_axis(op):
+    x = nx.zeros({"batch": 2, "empty": 0})
+    with pytest.raises(ValueError, match=rf"{op}: cannot reduce over the zero-size axes .*'empty', 0"):
+        getattr(x, op)("empty") if hasattr(x, op) else getattr(nx, op)(x, "empty")
+
+
+@pytest.mark.parametrize("op", ["zeros", "ones"])
+@pytest.mark.parametrize("shape", [3, 3.0])
+def test_creation_with_plain_shape(op, shape):
+    with pytest.raises(TypeError, match=rf"{op}: axes must be given with names: an Axis.*got 3"):
+        getattr(nx, op)(shape)
+    with pytest.raises(TypeError, match=r"full: axes must be given with names"):
+        nx.full(shape, 1.0)

@@ -192,14 +192,20 @@ def to_selectors(selection: AxisSelection, op: str | None = None) -> tuple[AxisS
     )
 
 
-def to_axes(spec: AxisSpec | Axis) -> tuple[Axis, ...]:
-    """Normalise an axis spec (one Axis, a sequence of Axis, or a mapping) to a tuple of Axis."""
+def to_axes(spec: AxisSpec | Axis, op: str = "") -> tuple[Axis, ...]:
+    """Normalise an axis spec (one Axis, a sequence of Axis, or a mapping) to a tuple of Axis; errors
+    name ``op`` where given."""
     if type(spec) is Axis:
         return (spec,)
     if isinstance(spec, Mapping):
         return tuple(Axis(k, v) for k, v in spec.items())
     if isinstance(spec, str):
         raise TypeError(f"a size is needed for axis {spec!r}: pass Axis({spec!r}, size) or {{{spec!r}: size}}")
+    if not hasattr(spec, "__iter__"):  # a plain int shape, as jax.numpy takes
+        raise TypeError(
+            f"{op + ': ' if op else ''}axes must be given with names: an Axis, a sequence of Axis or a "
+            f"{{name: size}} mapping, got {spec!r}"
+        )
     out = tuple(spec)
     for a in out:
         if type(a) is not Axis:
