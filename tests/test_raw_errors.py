@@ -134,3 +134,22 @@ def test_creation_with_plain_shape(op, shape):
         getattr(nx, op)(shape)
     with pytest.raises(TypeError, match=r"full: axes must be given with names"):
         nx.full(shape, 1.0)
+
+
+# ---- Parameter: string bounds, None values ----
+
+
+@pytest.mark.parametrize("kw", [dict(low="0"), dict(high="1.5"), dict(low=b"0")], ids=["low", "high", "bytes"])
+def test_parameter_refuses_string_bounds(kw):
+    from namedax.spaces import Parameter
+
+    which = next(iter(kw))
+    with pytest.raises(TypeError, match=rf"Parameter 'a': `{which}` must be a real number or None"):
+        Parameter("a", 1.0, **kw)
+
+
+def test_parameter_refuses_none_value():
+    from namedax.spaces import Parameter
+
+    with pytest.raises(TypeError, match=r"Parameter 'a': `value` is required"):
+        Parameter("a", None)
