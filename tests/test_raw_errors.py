@@ -153,3 +153,17 @@ def test_parameter_refuses_none_value():
 
     with pytest.raises(TypeError, match=r"Parameter 'a': `value` is required"):
         Parameter("a", None)
+
+
+# ---- axis names with a space or "=": only the Axis-object form of a typing spec (docs/typing.md) ----
+
+
+def test_typing_spec_for_names_with_space_or_equals():
+    from namedax.typing import f32
+
+    for name in ("my axis", "a=b"):
+        x = nx.named(jnp.zeros(3), (nx.Axis(name, 3),))
+        assert isinstance(x, f32[nx.Axis(name, 3)])
+    assert not isinstance(nx.named(jnp.zeros(3), (nx.Axis("my axis", 3),)), f32["my axis"])  # two axes
+    with pytest.raises(ValueError, match=r"the size in 'a=b' must be a non-negative int"):
+        f32["a=b"]
