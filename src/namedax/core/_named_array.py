@@ -99,6 +99,10 @@ def unary(name: str, fn: Callable) -> Callable[[NamedArray | ArrayLike], NamedAr
     return op
 
 
+def _non_numeric(dtype: Any) -> bool:
+    return getattr(dtype, "kind", None) in ("O", "U", "S")  # objects, str, bytes
+
+
 def check_data(array: Any, op: str) -> None:
     """A TypeError naming ``op`` unless ``array`` is an array (jax, numpy, a tracer or a
     ``ShapeDtypeStruct``) of a numeric dtype."""
@@ -108,7 +112,7 @@ def check_data(array: Any, op: str) -> None:
             f"{op}: expected an array (jax or numpy) with a shape, got {type(array).__name__} {array!r:.60}; "
             "nx.named(data, axes) converts lists and scalars"
         )
-    if getattr(dtype, "kind", None) in ("O", "U", "S"):
+    if _non_numeric(dtype):
         raise TypeError(f"{op}: arrays of dtype {dtype} (objects, strings) are not supported; only numeric data")
 
 
@@ -417,7 +421,7 @@ def named(array: Any, axes: AxisSelection) -> NamedArray:
         {'batch': 2, 'embed': 3}
     """
     if not isinstance(array, jax.Array | jax.ShapeDtypeStruct):
-        if getattr(getattr(array, "dtype", None), "kind", None) in ("O", "U", "S") or isinstance(array, str | bytes):
+        if isinstance(array, str | bytes) or _non_numeric(getattr(array, "dtype", None)):
             check_data(np.asarray(array), "named")
         try:
             array = jnp.asarray(array)
