@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias, final
 
+import numpy as np
+
 try:  # namedtuple's C field accessor (a property over itemgetter where it is missing)
     from collections import _tuplegetter  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover
@@ -56,6 +58,8 @@ class Axis(tuple):
     def __new__(cls, name: str, size: int):
         if not isinstance(name, str):
             raise TypeError(f"Axis name must be a str, got {type(name).__name__}: {name!r}")
+        if isinstance(size, bool | np.bool_):  # an int to Python, never meant as a size
+            raise TypeError(f"Axis {name!r}: size must be an int, got the bool {size!r}")
         try:
             size = int(size.__index__())  # ints and numpy ints, never floats
         except (AttributeError, TypeError):
@@ -188,14 +192,20 @@ def to_selectors(selection: AxisSelection, op: str | None = None) -> tuple[AxisS
     )
 
 
-def to_axes(spec: AxisSpec | Axis) -> tuple[Axis, ...]:
-    """Normalise an axis spec (one Axis, a sequence of Axis, or a mapping) to a tuple of Axis."""
+def to_axes(spec: AxisSpec | Axis, op: str = "") -> tuple[Axis, ...]:
+    """Normalise an axis spec (one Axis, a sequence of Axis, or a mapping) to a tuple of Axis; errors
+    name ``op`` where given."""
     if type(spec) is Axis:
         return (spec,)
     if isinstance(spec, Mapping):
         return tuple(Axis(k, v) for k, v in spec.items())
     if isinstance(spec, str):
         raise TypeError(f"a size is needed for axis {spec!r}: pass Axis({spec!r}, size) or {{{spec!r}: size}}")
+    if not hasattr(spec, "__iter__"):  # a plain int shape, as jax.numpy takes
+        raise TypeError(
+            f"{op + ': ' if op else ''}axes must be given with names: an Axis, a sequence of Axis or a "
+            f"{{name: size}} mapping, got {spec!r}"
+        )
     out = tuple(spec)
     for a in out:
         if type(a) is not Axis:

@@ -20,6 +20,8 @@ import operator
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 
@@ -74,6 +76,13 @@ def _static_slice(ix: slice, ax: Axis, op: str) -> slice:
         ) from None
 
 
+def _checked_int(n: int, ax: Axis, op: str) -> int:
+    """A concrete integer index, negative ones counted from the end; out of range is an IndexError."""
+    if not -ax.size <= n < ax.size:
+        raise IndexError(f"{op}: index {n} is out of range for axis {ax.name!r} of size {ax.size}")
+    return n + ax.size if n < 0 else n
+
+
 def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tuple[Axis, ...]]:
     """Translate a by-name index to a positional one, and the axes of the result.
 
@@ -100,10 +109,7 @@ def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tupl
             kinds[i] = "slice"
             adv[i] = (None, (axes_i,))
         elif isinstance(ix, int | np.integer) and not isinstance(ix, bool):
-            n = int(ix)
-            if not -ax.size <= n < ax.size:
-                raise IndexError(f"{op}: index {n} is out of range for axis {ax.name!r} of size {ax.size}")
-            pos[i] = n + ax.size if n < 0 else n
+            pos[i] = _checked_int(int(ix), ax, op)
             kinds[i] = "int"
         elif _is_named(ix):
             ix = cast(NamedArray, ix)
@@ -118,7 +124,8 @@ def _positional_index(axes: tuple[Axis, ...], idx, op: str) -> tuple[tuple, tupl
             if arr.dtype == bool or not jnp.issubdtype(arr.dtype, jnp.integer):
                 raise TypeError(f"{op}: index for axis {ax.name!r} must be an int, slice or integer array, got {ix!r}")
             if arr.ndim == 0:
-                pos[i] = arr
+                # a concrete 0-d array is an int (checked); only a traced one is clamped, as in jax
+                pos[i] = arr if isinstance(arr, jax.core.Tracer) else _checked_int(int(arr), ax, op)
                 kinds[i] = "int"
             elif arr.ndim == 1:
                 adv[i] = (arr, (Axis(ax.name, arr.shape[0]),))

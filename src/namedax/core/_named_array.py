@@ -99,6 +99,23 @@ def unary(name: str, fn: Callable) -> Callable[[NamedArray | ArrayLike], NamedAr
     return op
 
 
+def _non_numeric(dtype: Any) -> bool:
+    return getattr(dtype, "kind", None) in ("O", "U", "S")  # objects, str, bytes
+
+
+def check_data(array: Any, op: str) -> None:
+    """A TypeError naming ``op`` unless ``array`` is an array (jax, numpy, a tracer or a
+    ``ShapeDtypeStruct``) of a numeric dtype."""
+    dtype = getattr(array, "dtype", None)
+    if getattr(array, "shape", None) is None or dtype is None:
+        raise TypeError(
+            f"{op}: expected an array (jax or numpy) with a shape, got {type(array).__name__} {array!r:.60}; "
+            "nx.named(data, axes) converts lists and scalars"
+        )
+    if _non_numeric(dtype):
+        raise TypeError(f"{op}: arrays of dtype {dtype} (objects, strings) are not supported; only numeric data")
+
+
 def as_named(x: Any, op: str) -> NamedArray:
     """A NamedArray as is, a scalar as a 0-d NamedArray; anything else is a TypeError naming ``op``."""
     if _is_named(x):
@@ -148,8 +165,9 @@ class NamedArray(ArrayMethods):
     def __init__(self, array: Any, axes: Sequence[Axis] | Mapping[str, int]):
         axes = to_axes(axes)
         check_unique(axes, "NamedArray")
-        shape = getattr(array, "shape", None)
-        if shape is not None and tuple(shape) != tuple(a.size for a in axes):
+        check_data(array, "NamedArray")
+        shape = array.shape
+        if tuple(shape) != tuple(a.size for a in axes):
             raise ValueError(f"NamedArray: axes {axes} do not fit an array of shape {tuple(shape)}")
         _set_array(self, array)
         _set_axes(self, axes)
@@ -160,7 +178,14 @@ class NamedArray(ArrayMethods):
     def __reduce__(self):
         # pickle and copy.(deep)copy rebuild through the constructor: their default sets the slots
         # with setattr, which an immutable class refuses
-        return (NamedArray, (self.array, self.axes))
+        # (through `_new`: a PyTree's leaf may be None or a sentinel, which the constructor refuses)
+        return (_new, (self.array, self.axes))
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(x)`` is the data, ``np.asarray(x.array)``: the names are dropped."""
+        if copy:
+            return np.array(self.array, dtype=dtype, copy=True)
+        return np.asarray(self.array, dtype=dtype)
 
     def __class_getitem__(cls, spec: Any) -> Any:
         """``NamedArray["batch embed"]`` is ``namedax.typing.Named["batch embed"]``."""
@@ -263,13 +288,20 @@ class NamedArray(ArrayMethods):
     # ---- indexing ----
     def __getitem__(self, idx) -> NamedArray:
         """Index by name: ``x["batch", 3]``, ``x["batch", 1:3, "embed", 0]``, ``x[{"batch": idx}]``
-        (an integer NamedArray gathers); see `namedax.core._indexing`."""
+        (an integer NamedArray gathers); see `namedax.core._indexing`.
+
+        A concrete integer index (a Python or numpy int, or a concrete 0-d array) out of range is an
+        IndexError; a traced one (under `jax.jit`) and the values of index arrays are not checked and
+        clamp to the axis, as in jax."""
         return (_indexing or _load_indexing()).getitem(self, idx)
 
     @property
     def at(self) -> _AtIndexer:
         """Functional updates by name: ``x.at["batch", 0].set(1.0)``, also ``add``, ``multiply``,
-        ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments."""
+        ``min``, ``max`` and ``get``, with jax's ``.at`` keyword arguments.
+
+        Concrete integer indices are range-checked as in indexing; an update at a traced (or index
+        array) position out of range is dropped, jax's default ``mode`` for scatters."""
         return (_indexing or _load_indexing())._AtIndexer(self)
 
     def __iter__(self):
@@ -389,7 +421,13 @@ def named(array: Any, axes: AxisSelection) -> NamedArray:
         {'batch': 2, 'embed': 3}
     """
     if not isinstance(array, jax.Array | jax.ShapeDtypeStruct):
-        array = jnp.asarray(array)
+        if isinstance(array, str | bytes) or _non_numeric(getattr(array, "dtype", None)):
+            check_data(np.asarray(array), "named")
+        try:
+            array = jnp.asarray(array)
+        except (TypeError, ValueError) as e:
+            what = f"{type(array).__name__} {array!r:.60}"
+            raise TypeError(f"named: cannot make a numeric array of {what} ({e})") from None
     sels = to_selectors(axes)
     shape = tuple(array.shape)
     if len(sels) != len(shape):

@@ -41,7 +41,7 @@ def zeros(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
         >>> nx.zeros({"batch": 2, "embed": 3}).shape
         {'batch': 2, 'embed': 3}
     """
-    axes = to_axes(shape)
+    axes = to_axes(shape, "zeros")
     check_unique(axes, "zeros")
     return _new(jnp.zeros(_shape(axes), dtype), axes)
 
@@ -54,7 +54,7 @@ def ones(shape: AxisSpec | Axis, dtype=None) -> NamedArray:
         >>> float(nx.ones({"batch": 2}).sum())
         2.0
     """
-    axes = to_axes(shape)
+    axes = to_axes(shape, "ones")
     check_unique(axes, "ones")
     return _new(jnp.ones(_shape(axes), dtype), axes)
 
@@ -67,7 +67,7 @@ def full(shape: AxisSpec | Axis, fill_value: Any, dtype=None) -> NamedArray:
         >>> nx.full({"batch": 2}, 7).array.tolist()
         [7, 7]
     """
-    axes = to_axes(shape)
+    axes = to_axes(shape, "full")
     check_unique(axes, "full")
     return _new(jnp.full(_shape(axes), fill_value, dtype), axes)
 

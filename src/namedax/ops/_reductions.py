@@ -68,6 +68,11 @@ def _reduce(name: str, fn: Callable, mode: str, x: Any, axis: Any, where: Any, s
     return _new(k(*args), out_axes)
 
 
+# reductions with no identity: over a zero-size axis they need `initial` (arg* cannot have one)
+_NO_IDENTITY = frozenset({jnp.max, jnp.min, jnp.nanmax, jnp.nanmin, jnp.argmax, jnp.argmin, jnp.nanargmax,
+                          jnp.nanargmin, jnp.ptp})  # fmt: skip
+
+
 def _plan(name, fn, mode, x_axes, axis, static, w_axes):
     """Validate a signature and build its kernel and result axes."""
     if axis is None:
@@ -86,6 +91,11 @@ def _plan(name, fn, mode, x_axes, axis, static, w_axes):
             raise ValueError(f"{name}: an axis is selected twice in {sels}")
         positions = idx[0] if mode != _MANY else tuple(idx)
         out_axes = x_axes if mode == _ALONG else tuple(a for i, a in enumerate(x_axes) if i not in idx)
+    if fn in _NO_IDENTITY and dict(static).get("initial") is None:
+        empty = [a for i, a in enumerate(x_axes) if a.size == 0 and (axis is None or i in idx)]
+        if empty:
+            hint = "; pass initial=, the result for an empty slice" if "arg" not in name else ""
+            raise ValueError(f"{name}: cannot reduce over the zero-size axes {tuple(empty)}: no identity{hint}")
     align = None
     if w_axes is not None:
         sizes = {a.name: a.size for a in x_axes}

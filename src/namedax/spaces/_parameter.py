@@ -47,9 +47,10 @@ class Parameter:
         free: whether the parameter is swept (static).
 
     Raises:
-        TypeError: ``name`` is not a str, ``free`` is not a bool, a bound is not a real number, or
-            ``value`` cannot be converted to an array.
-        ValueError: a bound is not finite, or ``low > high``.
+        TypeError: ``name`` is not a str, ``free`` is not a bool, a bound is not a real number (a
+            string is refused), or ``value`` is None or cannot be converted to an array.
+        ValueError: a bound is not finite, or ``low > high``. The value is not checked against the
+            bounds: a free Parameter's value is a placeholder that spaces replace.
 
     In arithmetic, comparisons and jax.numpy calls a Parameter stands for its value, and the results
     are plain arrays. ``jax.lax`` functions do not call ``__jax_array__``: pass ``p.value`` to them.
@@ -87,10 +88,12 @@ class Parameter:
             raise ValueError(f"Parameter {name!r}: `low` must be <= `high`, got low={low}, high={high}")
         if not isinstance(free, bool | np.bool_):
             raise TypeError(f"Parameter {name!r}: `free` must be a bool, got {type(free).__name__}: {free!r}")
+        if value is None:
+            raise TypeError(f"Parameter {name!r}: `value` is required (a number or an array), got None")
         if not (isinstance(value, jax.Array) or _is_named(value)):
             try:
                 value = jnp.asarray(value)
-            except TypeError as e:
+            except (TypeError, ValueError) as e:
                 raise TypeError(f"Parameter {name!r}: `value` must be array-like, got {value!r} ({e})") from None
         _init(self, name, value, low, high, bool(free))
 
@@ -250,7 +253,7 @@ for _name, _op in _UNARY.items():
 def _bound(x: Any, name: str, which: str) -> float | None:
     if x is None:
         return None
-    if isinstance(x, bool | np.bool_):
+    if isinstance(x, bool | np.bool_ | str | bytes):  # float("1") would take a string
         raise TypeError(f"Parameter {name!r}: `{which}` must be a real number or None, got {x!r}")
     try:
         v = float(x)
