@@ -11,6 +11,7 @@ in namedax, so hashing them sits on the hot path of every eager op, and a tuple 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from typing import TypeAlias, final
 
@@ -301,3 +302,14 @@ def replace_axis(axes: AxisSpec, old: AxisSelector, new: AxisSpec | Axis) -> tup
             check_unique(out, "replace_axis")
             return out
     raise ValueError(f"replace_axis: axis {name!r} not in {axes}")
+
+
+def as_int(x, what: str) -> int:
+    """``x`` as a Python int (numpy and concrete jax integers included, bools refused), else a
+    TypeError reading ``"{what}, got ..."``: ``what`` names the operation and the argument."""
+    if isinstance(x, bool | np.bool_):
+        raise TypeError(f"{what}, got {x!r}")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise TypeError(f"{what}, got {type(x).__name__}: {x!r}") from None

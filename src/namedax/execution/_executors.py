@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import os
 from collections.abc import Callable
 from typing import Any, cast
@@ -10,6 +9,7 @@ from typing import Any, cast
 import jax
 import numpy as np
 
+from ..core._axis import as_int
 from ..core._digest import digest
 from ..spaces._base import AbstractSpace
 from . import _engine as _e
@@ -40,13 +40,7 @@ def _check_common(op: str, model, statespace, progress) -> None:
 def _count(op: str, value, what: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool | np.bool_):
-        raise TypeError(f"{op}: `{what}` must be an int or None, got {value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{op}: `{what}` must be an int or None, got {type(value).__name__}: {value!r}") from None
-    return value
+    return as_int(value, f"{op}: `{what}` must be an int or None")
 
 
 def _select_devices(op: str, n_pmap: int | None) -> tuple:

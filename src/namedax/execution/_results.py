@@ -12,14 +12,13 @@ same structure.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
-from ..core._axis import Axis
+from ..core._axis import Axis, as_int
 from ..core._digest import stable_repr
 from ..core._named_array import _is_named, _new
 from ..spaces._base import AbstractSpace
@@ -154,14 +153,7 @@ class Results:
         if type(i) is not int:
             if isinstance(i, slice):
                 return self._slice(i)
-            if isinstance(i, bool | np.bool_):
-                raise TypeError(f"Results: a point index must be an int or a slice, got {i!r}")
-            try:
-                i = operator.index(i)
-            except TypeError:
-                raise TypeError(
-                    f"Results: a point index must be an int or a slice, got {type(i).__name__}: {i!r}"
-                ) from None
+            i = as_int(i, "Results: a point index must be an int or a slice")
         n = self._N
         if i < 0:
             i += n

@@ -10,7 +10,6 @@ bakes data into the program.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core._axis import Axis
+from ..core._axis import Axis, as_int
 from ..core._digest import ValueKey, digest
 from ..core._named_array import NamedArray, _is_named
 from . import _gen as _g
@@ -93,12 +92,7 @@ def _compute_dtype(dt: np.dtype) -> np.dtype:
 
 
 def _count(n, op: str, what: str, limit: int) -> int:
-    if isinstance(n, bool | np.bool_):
-        raise TypeError(f"{op}: `{what}` must be an int, got {n!r}")
-    try:
-        n = operator.index(n)
-    except TypeError:
-        raise TypeError(f"{op}: `{what}` must be an int, got {type(n).__name__}: {n!r}") from None
+    n = as_int(n, f"{op}: `{what}` must be an int")
     if n < 1:
         raise ValueError(f"{op}: `{what}` must be >= 1, got {n}")
     if n > limit:
@@ -214,14 +208,7 @@ class AbstractSpace:
         return self._treedef.unflatten(entries)
 
     def _index(self, i, op: str = "indexing") -> int:
-        if isinstance(i, bool | np.bool_):
-            raise TypeError(f"{type(self).__name__} {op}: a point index must be an int, got {i!r}")
-        try:
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(
-                f"{type(self).__name__} {op}: a point index must be an int or a slice, got {type(i).__name__}: {i!r}"
-            ) from None
+        i = as_int(i, f"{type(self).__name__} {op}: a point index must be an int or a slice")
         j = i + self._N if i < 0 else i
         if not 0 <= j < self._N:
             raise IndexError(f"{type(self).__name__} {op}: index {i} is out of range for {self._N} points")
@@ -312,12 +299,7 @@ class AbstractSpace:
             >>> space.block_start(3)
             array([3], dtype=uint32)
         """
-        if isinstance(start, bool | np.bool_):
-            raise TypeError(f"block_start: `start` must be an int, got {start!r}")
-        try:
-            start = operator.index(start)
-        except TypeError:
-            raise TypeError(f"block_start: `start` must be an int, got {type(start).__name__}: {start!r}") from None
+        start = as_int(start, "block_start: `start` must be an int")
         if start < 0:
             raise ValueError(f"block_start: `start` must be >= 0, got {start}")
         return self._gen.start(min(start, self._N - 1))
