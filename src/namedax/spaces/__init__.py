@@ -10,6 +10,12 @@ space is the set of states obtained by giving the free leaves every combination 
   ``sample``.
 - `GridSpace`: a grid, one axis per free Parameter named after it, ``n`` points from ``low`` to
   ``high`` inclusive. Flat order is row-major: the last axis varies fastest.
+- `TrialSpace`: ``n`` repeats, point ``i`` is the index ``i``. One axis, ``trial``.
+
+Spaces combine: ``a * b`` is their Cartesian product (`ProductSpace`, the axes of both, points
+``(point_a, point_b)``), `zip` pairs the points of equal-length spaces along one axis. A
+``Parameter(..., scale="log")`` is spaced geometrically by a grid and drawn log-uniformly by a
+`UniformSpace`, which also samples quasi-randomly (``method="sobol" | "halton" | "lhs"``).
 
 Spaces are lazy: no space holds its points. ``space[i]`` computes point ``i`` from ``i`` alone (a
 ``1e10``-point grid answers in microseconds), `AbstractSpace.block` computes a contiguous block of
@@ -33,6 +39,12 @@ points on device (what the executors call, block by block), and indices are 64-b
 """
 
 from ._base import AbstractSpace as AbstractSpace
+from ._compose import (
+    ProductSpace as ProductSpace,
+    TrialSpace as TrialSpace,
+    ZipSpace as ZipSpace,
+    zip as zip,
+)
 from ._parameter import Parameter as Parameter
 from ._spaces import (
     DataSpace as DataSpace,

@@ -19,9 +19,10 @@ import numpy as np
 
 from ..core._axis import Axis, as_int
 from ..core._digest import ValueKey, digest
-from ..core._named_array import NamedArray, _is_named
+from ..core._named_array import NamedArray, _is_named, _new
 from . import _gen as _g
 from ._parameter import Parameter
+from ._parameter import _aux as _param_aux
 from ._parameter import _rebuild as _param_rebuild
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class AbstractSpace:
         self._paths = paths
         self._free = tuple(free)
         self._free_params = tuple(
-            (e.name, e.low, e.high, e.free) if isinstance(e, Parameter) else None for e in (entries[i] for i in free)
+            _param_aux(e) if isinstance(e, Parameter) else None for e in (entries[i] for i in free)
         )
         free_set = set(free)
         self._static = tuple(None if _is_dynamic(e) else ValueKey(e) for e in entries)
@@ -202,10 +203,7 @@ class AbstractSpace:
         return [s.obj if s is not None else d for d, s in zip(self._dyn, self._static, strict=True)]
 
     def _assemble(self, values) -> Any:
-        entries = self._entries()
-        for pos, fp, v in zip(self._free, self._free_params, values, strict=True):
-            entries[pos] = v if fp is None else _param_rebuild(fp[0], v, fp[1], fp[2], fp[3])
-        return self._treedef.unflatten(entries)
+        return self._treedef.unflatten(_put_free(self, self._entries(), values))
 
     def _index(self, i, op: str = "indexing") -> int:
         i = as_int(i, f"{type(self).__name__} {op}: a point index must be an int or a slice")
@@ -448,6 +446,23 @@ class AbstractSpace:
         """The values along each axis, ``{axis name: 1-D numpy array}``, for plotting and export."""
         raise NotImplementedError
 
+    def _named_points(self) -> Any:
+        """`named` for a one-axis space: every point built at once, free leaves over the axis."""
+        if self._N > _g.MAX_BLOCK:
+            raise ValueError(f"{type(self).__name__}.named: {self._N} points is more than can be built at once; "
+                             "sweep it block by block")
+        values = _g.block_values(self._gen, self._gen.start(0), 0, self._N)
+        return self._assemble([_new(v, self._axes + _dims(v.shape[1:])) for v in values])
+
+    # ---- combining ----
+    def __mul__(self, other: Any) -> Any:
+        """``a * b``: the Cartesian product (`ProductSpace`)."""
+        if not isinstance(other, AbstractSpace):
+            return NotImplemented
+        from ._compose import ProductSpace  # built on this module
+
+        return ProductSpace(self, other)
+
     # ---- identity ----
     def fingerprint(self) -> str:
         """A hex digest identifying the space's points and fixed leaves (for checkpoint manifests).
@@ -479,6 +494,14 @@ class AbstractSpace:
 
     def _point_digests(self) -> dict[str, str]:
         return {"points": digest(self._gen)}
+
+
+def _put_free(space: AbstractSpace, entries: list, values) -> list:
+    """``entries`` with the free positions of ``space`` set to ``values`` (free Parameters rebuilt
+    around their value)."""
+    for pos, fp, v in zip(space._free, space._free_params, values, strict=True):
+        entries[pos] = v if fp is None else _param_rebuild(fp[0], v, *fp[1:])
+    return entries
 
 
 def _fill_for(dtype, fill: float | None):

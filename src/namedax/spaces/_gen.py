@@ -24,6 +24,7 @@ leaves, on device, from nothing but the index. Three facts shape the code:
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import jax
@@ -107,15 +108,20 @@ class GridGen:
         return xp.asarray(grid_formula(xp, c, self.lasts[j], lo, span, hi, den, ratio, logs[j], cdt)).astype(out_dts[j])
 
     # device side
-    def advance(self, tok, k):
-        """Coordinates ``tok`` advanced by ``k`` points (mixed-radix addition with constant divisors);
-        past the last point they stay at the last point."""
+    def wrap(self, tok, k):
+        """Coordinates ``tok`` advanced by ``k`` points (mixed-radix addition with constant divisors),
+        wrapping around, and the carry out (how many times they wrapped)."""
         carry = k
         cs: list[Any] = [None] * self.d
         for j in reversed(range(self.d)):
             n = _U32(self.ns[j])
             t = tok[j] + carry  # < 2**32: tok[j] < n < 2**31 and carry < 2**31 (see module docstring)
             cs[j], carry = t % n, t // n
+        return cs, carry
+
+    def advance(self, tok, k):
+        """`wrap`, but past the last point the coordinates stay at the last point."""
+        cs, carry = self.wrap(tok, k)
         past = carry > 0
         return jnp.stack([jnp.where(past, _U32(self.ns[j] - 1), cs[j]) for j in range(self.d)])
 
@@ -126,15 +132,17 @@ class GridGen:
 
 class UniformGen:
     """Point ``i`` has key ``fold_in(fold_in(key, i >> 32), i & 0xFFFFFFFF)`` and one uniform draw
-    per free Parameter from it: ``low + (high - low) * u``."""
+    per free Parameter from it: ``low + (high - low) * u``, or ``low * (high / low) ** u`` for a
+    log-scale Parameter."""
 
-    def __init__(self, key, n: int, lows, highs, cdt, out_dts, shapes):
+    def __init__(self, key, n: int, lows, highs, cdt, out_dts, shapes, logs=()):
         self.key = key
         self.last = np.asarray([(n - 1) >> 32, (n - 1) & 0xFFFFFFFF], dtype=_U32)
         lo = np.asarray(lows, cdt)
         hi = np.asarray(highs, cdt)
         self.fp = np.stack([lo, hi, hi - lo])  # rows: low, high, high - low
-        self.static = (np.dtype(cdt), tuple(out_dts), tuple(shapes))
+        # logs only when some are set: linear spaces keep the structure (and fingerprint) they had
+        self.static = (np.dtype(cdt), tuple(out_dts), tuple(shapes)) + ((tuple(logs),) if any(logs) else ())
 
     def _leaves(self):
         return (self.key, self.last, self.fp)
@@ -156,12 +164,35 @@ class UniformGen:
         past = (hi2 > self.last[0]) | ((hi2 == self.last[0]) & (lo2 > self.last[1]))
         return jnp.stack([jnp.where(past, self.last[0], hi2), jnp.where(past, self.last[1], lo2)])
 
+    def wrap(self, tok, k):
+        """The index ``tok`` (two words) plus ``k`` modulo N, and the carry ``(index + k) // N``, in
+        32-bit arithmetic: for N >= 2**31 the carry is 0 or 1 (k < 2**31 <= N), a two-word
+        comparison and subtraction; for smaller N the sum fits one word and divides directly."""
+        u32 = jnp.uint32
+        hi, lo = tok[0], tok[1]
+        lo2 = lo + k
+        hi2 = hi + (lo2 < lo).astype(u32)
+        n_lo = self.last[1] + u32(1)
+        n_hi = self.last[0] + (n_lo == 0).astype(u32)
+        big = (n_hi > 0) | (n_lo >= u32(2**31))
+        ge = (hi2 > n_hi) | ((hi2 == n_hi) & (lo2 >= n_lo))
+        b_lo = jnp.where(ge, lo2 - n_lo, lo2)
+        b_hi = jnp.where(ge, hi2 - n_hi - (lo2 < n_lo).astype(u32), hi2)
+        n_small = jnp.where(big, u32(1), n_lo)
+        new_hi = jnp.where(big, b_hi, u32(0))
+        new_lo = jnp.where(big, b_lo, lo2 % n_small)
+        return [new_hi, new_lo], jnp.where(big, ge.astype(u32), lo2 // n_small)
+
     def values(self, enc):
-        cdt, out_dts, shapes = self.static
+        cdt, out_dts, shapes = self.static[:3]
         n_free = len(out_dts)
         keys = jax.vmap(lambda h, lo: jax.random.fold_in(jax.random.fold_in(self.key, h), lo))(enc[0], enc[1])
         u = jax.vmap(lambda k: jax.random.uniform(k, (n_free,), cdt))(keys)
         v = jnp.minimum(self.fp[0] + (self.fp[2] * u) / _opaque(1, u), self.fp[1])
+        if len(self.static) > 3:  # log-uniform columns: low * (high / low) ** u, kept inside [low, high]
+            vlog = self.fp[0] * (self.fp[1] / _opaque(self.fp[0], u)) ** u
+            vlog = jnp.clip(vlog, self.fp[0], self.fp[1])
+            v = jnp.where(np.asarray(self.static[3]), vlog, v)
         return tuple(_shaped(v[:, p].astype(out_dts[p]), shapes[p]) for p in range(n_free))
 
 
@@ -188,9 +219,134 @@ class DataGen:
     def advance(self, tok, k):
         return jnp.minimum(tok[0] + k, self.last[0])[None]
 
+    def wrap(self, tok, k):
+        n = self.last[0] + jnp.uint32(1)
+        t = tok[0] + k  # < 2**32: both < 2**31
+        return [t % n], t // n
+
     def values(self, enc):
         idx = enc[0].astype(jnp.int32)
         return tuple(a[idx] for a in self.arrays)
+
+
+class SampleGen(DataGen):
+    """Rows of a sample computed on the host (quasi-random points): one column per free Parameter,
+    each filled into the Parameter's shape and cast to its dtype."""
+
+    def __init__(self, columns, n: int, out_dts, shapes):
+        super().__init__(columns, n)
+        self.static = (tuple(out_dts), tuple(shapes))
+
+    def values(self, enc):
+        out_dts, shapes = self.static
+        idx = enc[0].astype(jnp.int32)
+        return tuple(_shaped(a[idx].astype(dt), s) for a, dt, s in zip(self.arrays, out_dts, shapes, strict=True))
+
+
+class TrialGen:
+    """Point ``i`` is ``i`` itself, an int32 scalar (N < 2**31, static)."""
+
+    def __init__(self, n: int):
+        self.static = (int(n),)
+
+    def _leaves(self):
+        return ()
+
+    def token_len(self) -> int:
+        return 1
+
+    def encode(self, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(idx, np.int64).astype(_U32).reshape(1, -1)
+
+    def start(self, i: int) -> np.ndarray:
+        return np.asarray([i], dtype=_U32)
+
+    def advance(self, tok, k):
+        return jnp.minimum(tok[0] + k, _U32(self.static[0] - 1))[None]
+
+    def wrap(self, tok, k):
+        n, t = _U32(self.static[0]), tok[0] + k
+        return [t % n], t // n
+
+    def values(self, enc):
+        return (enc[0].astype(jnp.int32),)
+
+
+class ProductGen:
+    """The points of several spaces together: their Cartesian product (flat index row-major over
+    the spaces, the last fastest), or, ``zipped``, point ``i`` of every space side by side.
+
+    A token is the spaces' tokens one after the other. Every generator can `wrap`: advance its
+    token by ``k < 2**31`` modulo its N and report the carry (also < 2**31), so a block of a product
+    is mixed-radix addition over the spaces, in 32-bit words, for any N below 2**63. Leaves: the
+    spaces themselves (their generators and fixed leaves); static: zipped, sizes, token lengths.
+    """
+
+    def __init__(self, spaces, zipped: bool):
+        self.spaces = tuple(spaces)
+        self.static = (bool(zipped), tuple(s.N for s in spaces), tuple(s._gen.token_len() for s in spaces))
+
+    def _leaves(self):
+        return (self.spaces,)
+
+    @property
+    def gens(self) -> tuple:
+        return tuple(s._gen for s in self.spaces)
+
+    @property
+    def n(self) -> int:
+        zipped, ns, _ = self.static
+        return ns[0] if zipped else math.prod(ns)
+
+    def token_len(self) -> int:
+        return sum(self.static[2])
+
+    def _split(self, tok) -> list:
+        out, a = [], 0
+        for n_tok in self.static[2]:
+            out.append(tok[a:a + n_tok])
+            a += n_tok
+        return out
+
+    def split_index(self, i: int) -> list[int]:
+        """The spaces' own indices of flat index ``i`` (Python ints, exact)."""
+        zipped, ns, _ = self.static
+        if zipped:
+            return [i] * len(ns)
+        out = []
+        for n in reversed(ns):
+            i, c = divmod(i, n)
+            out.append(c)
+        return out[::-1]
+
+    def encode(self, idx: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, np.int64).reshape(-1)
+        zipped, ns, _ = self.static
+        parts = [idx] * len(ns) if zipped else np.unravel_index(idx, ns)
+        return np.concatenate([g.encode(np.asarray(p, np.int64)) for g, p in zip(self.gens, parts, strict=True)])
+
+    def start(self, i: int) -> np.ndarray:
+        return np.concatenate([g.start(c) for g, c in zip(self.gens, self.split_index(i), strict=True)])
+
+    def wrap(self, tok, k):
+        gens, parts = self.gens, self._split(tok)
+        if self.static[0]:  # equal N: every space carries alike
+            res = [g.wrap(p, k) for g, p in zip(gens, parts, strict=True)]
+            return [w for r in res for w in r[0]], res[0][1]
+        outs: list[Any] = [None] * len(gens)
+        carry = k
+        for j in reversed(range(len(gens))):
+            outs[j], carry = gens[j].wrap(parts[j], carry)
+        return [w for o in outs for w in o], carry
+
+    def advance(self, tok, k):
+        words, carry = self.wrap(tok, k)
+        last = self.start(self.n - 1)
+        past = carry > 0
+        return jnp.stack([jnp.where(past, last[j], w) for j, w in enumerate(words)])
+
+    def values(self, enc):
+        return tuple(v for g, p in zip(self.gens, self._split(enc), strict=True) for v in g.values(p))
 
 
 def _shaped(v, shape):
@@ -217,6 +373,9 @@ def _register(cls, names):
 _register(GridGen, ("fp",))
 _register(UniformGen, ("key", "last", "fp"))
 _register(DataGen, ("arrays", "last"))
+_register(SampleGen, ("arrays", "last"))
+_register(TrialGen, ())
+_register(ProductGen, ("spaces",))
 
 
 @functools.partial(jax.jit, static_argnames="size")

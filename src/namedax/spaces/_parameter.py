@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.core
@@ -38,6 +38,9 @@ class Parameter:
         low: the lower bound, a finite real number, or None.
         high: the upper bound, a finite real number, or None.
         free: whether spaces sweep this parameter (`GridSpace` and `UniformSpace` need both bounds).
+        scale: ``"linear"`` (the default) or ``"log"``: a `GridSpace` spaces a log parameter's points
+            geometrically from ``low`` to ``high``, a `UniformSpace` draws it log-uniformly (its
+            logarithm is uniform). Needs ``low > 0``.
 
     Attributes:
         name: the name (static).
@@ -45,11 +48,13 @@ class Parameter:
         low: the lower bound as a Python float, or None (static).
         high: the upper bound as a Python float, or None (static).
         free: whether the parameter is swept (static).
+        scale: ``"linear"`` or ``"log"`` (static).
 
     Raises:
         TypeError: ``name`` is not a str, ``free`` is not a bool, a bound is not a real number (a
             string is refused), or ``value`` is None or cannot be converted to an array.
-        ValueError: a bound is not finite, or ``low > high``. The value is not checked against the
+        ValueError: a bound is not finite, ``low > high``, ``scale`` is not ``"linear"`` or ``"log"``,
+            or ``scale="log"`` with ``low <= 0``. The value is not checked against the
             bounds: a free Parameter's value is a placeholder that spaces replace.
 
     In arithmetic, comparisons and jax.numpy calls a Parameter stands for its value, and the results
@@ -66,9 +71,11 @@ class Parameter:
         4.0
         >>> a.name, a.low, a.high, a.free, a.shape
         ('a', 0.0, 5.0, True, ())
+        >>> Parameter("k", 1.0, low=0.01, high=100.0, free=True, scale="log").scale
+        'log'
     """
 
-    __slots__ = ("name", "value", "low", "high", "free")
+    __slots__ = ("name", "value", "low", "high", "free", "scale")
     __hash__ = None  # type: ignore[assignment]  # == is elementwise, as for arrays
     __array_priority__ = 1000  # numpy scalars and arrays defer to our reflected operators
 
@@ -77,9 +84,10 @@ class Parameter:
     low: float | None
     high: float | None
     free: bool
+    scale: Literal["linear", "log"]
 
     def __init__(self, name: str, value: Any, low: float | None = None, high: float | None = None,
-                 free: bool = False):
+                 free: bool = False, scale: Literal["linear", "log"] = "linear"):
         if not isinstance(name, str):
             raise TypeError(f"Parameter: `name` must be a str, got {type(name).__name__}: {name!r}")
         low = _bound(low, name, "low")
@@ -88,6 +96,10 @@ class Parameter:
             raise ValueError(f"Parameter {name!r}: `low` must be <= `high`, got low={low}, high={high}")
         if not isinstance(free, bool | np.bool_):
             raise TypeError(f"Parameter {name!r}: `free` must be a bool, got {type(free).__name__}: {free!r}")
+        if scale not in ("linear", "log"):
+            raise ValueError(f"Parameter {name!r}: `scale` must be 'linear' or 'log', got {scale!r}")
+        if scale == "log" and low is not None and low <= 0:
+            raise ValueError(f"Parameter {name!r}: scale='log' needs `low` > 0, got low={low}")
         if value is None:
             raise TypeError(f"Parameter {name!r}: `value` is required (a number or an array), got None")
         if not (isinstance(value, jax.Array) or _is_named(value)):
@@ -95,7 +107,7 @@ class Parameter:
                 value = jnp.asarray(value)
             except (TypeError, ValueError) as e:
                 raise TypeError(f"Parameter {name!r}: `value` must be array-like, got {value!r} ({e})") from None
-        _init(self, name, value, low, high, bool(free))
+        _init(self, name, value, low, high, bool(free), scale)
 
     def __setattr__(self, key, value):
         raise AttributeError("Parameter is immutable; use p.replace(value=...)")
@@ -104,7 +116,7 @@ class Parameter:
         raise AttributeError("Parameter is immutable")
 
     def replace(self, **changes: Any) -> Parameter:
-        """A copy with some of ``name``, ``value``, ``low``, ``high``, ``free`` changed (validated
+        """A copy with some of ``name``, ``value``, ``low``, ``high``, ``free``, ``scale`` changed (validated
         like the constructor).
 
         Examples:
@@ -201,10 +213,12 @@ class Parameter:
             parts.append(f"high={self.high!r}")
         if self.free:
             parts.append("free=True")
+        if self.scale != "linear":
+            parts.append(f"scale={self.scale!r}")
         return f"Parameter({', '.join(parts)})"
 
     def __reduce__(self):
-        return (_rebuild, (self.name, self.value, self.low, self.high, self.free))
+        return (_rebuild, (self.name, self.value, self.low, self.high, self.free, self.scale))
 
 
 def _unwrap(x):
@@ -267,24 +281,32 @@ def _bound(x: Any, name: str, which: str) -> float | None:
 _slot_set = {k: Parameter.__dict__[k].__set__ for k in Parameter.__slots__}
 
 
-def _init(p: Parameter, name, value, low, high, free) -> None:
+def _init(p: Parameter, name, value, low, high, free, scale="linear") -> None:
     _slot_set["name"](p, name)
     _slot_set["value"](p, value)
     _slot_set["low"](p, low)
     _slot_set["high"](p, high)
     _slot_set["free"](p, free)
+    _slot_set["scale"](p, scale)
 
 
-def _rebuild(name, value, low, high, free) -> Parameter:
+def _rebuild(name, value, low, high, free, scale="linear") -> Parameter:
     """Build without checks (JAX unflattening, spaces, pickling)."""
     p = _object_new(Parameter)
-    _init(p, name, value, low, high, free)
+    _init(p, name, value, low, high, free, scale)
     return p
 
 
 def with_value(p: Parameter, value: Any) -> Parameter:
     """``p`` carrying another value, unchecked."""
-    return _rebuild(p.name, value, p.low, p.high, p.free)
+    return _rebuild(p.name, value, p.low, p.high, p.free, p.scale)
+
+
+def _aux(p: Parameter) -> tuple:
+    """The static data; ``scale`` only when not linear, so linear Parameters keep the PyTree
+    structure (and so the space fingerprints) they had before log scales existed."""
+    aux = (p.name, p.low, p.high, p.free)
+    return aux if p.scale == "linear" else aux + (p.scale,)
 
 
 def _value_repr(v) -> str:
@@ -297,16 +319,16 @@ def _value_repr(v) -> str:
 
 
 def _flatten_with_keys(p: Parameter):
-    return ((jax.tree_util.GetAttrKey("value"), p.value),), (p.name, p.low, p.high, p.free)
+    return ((jax.tree_util.GetAttrKey("value"), p.value),), _aux(p)
 
 
 def _flatten(p: Parameter):
-    return (p.value,), (p.name, p.low, p.high, p.free)
+    return (p.value,), _aux(p)
 
 
 def _unflatten(aux, children):
     p = _object_new(Parameter)
-    _init(p, aux[0], children[0], aux[1], aux[2], aux[3])
+    _init(p, aux[0], children[0], *aux[1:])
     return p
 
 

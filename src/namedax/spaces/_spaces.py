@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -25,9 +27,9 @@ from ._base import (
     _flatten_state,
     _free_parameters,
     _out_dtype,
+    _put_free,
 )
 from ._parameter import Parameter
-from ._parameter import _rebuild as _param_rebuild
 
 
 class DataSpaceSizeError(ValueError, AssertionError):
@@ -131,9 +133,7 @@ class DataSpace(AbstractSpace):
         """The points ``values`` (stacked free values) of ``space`` as a DataSpace: same structure and
         free leaves, fixed leaves unchanged."""
         self = object.__new__(cls)
-        entries = space._entries()
-        for pos, fp, v in zip(space._free, space._free_params, values, strict=True):
-            entries[pos] = v if fp is None else _param_rebuild(fp[0], v, fp[1], fp[2], fp[3])
+        entries = _put_free(space, space._entries(), values)
         state = space._treedef.unflatten(entries)
         gen = _g.DataGen(list(values), n)
         self._setup(state, space._treedef, space._paths, entries, space._free, gen, n, (Axis("data", n),), (),
@@ -200,19 +200,33 @@ class UniformSpace(AbstractSpace):
     Point ``i`` depends only on the key and ``i``: its key is
     ``fold_in(fold_in(key, i >> 32), i & 0xFFFFFFFF)``, from which one ``jax.random.uniform`` of
     shape ``(number of free Parameters,)`` gives ``low + (high - low) * u`` per free Parameter (in
-    leaf order). So any chunking gives the same points, and the same key the same space. A free
-    Parameter whose value is an array is filled with its one draw (the value's shape is kept).
+    leaf order; ``low * (high / low) ** u``, log-uniform, for a ``scale="log"`` Parameter). So any
+    chunking gives the same points, and the same key the same space. A free Parameter whose value
+    is an array is filled with its one draw (the value's shape is kept).
+
+    Quasi-random points (``method="sobol" | "halton" | "lhs"``, which need scipy: ``pip install
+    'namedax[qmc]'``) fill the box more evenly than random ones. Those sequences are generated,
+    not indexed, so the space draws all ``n`` points once, at construction, on the host, with
+    ``scipy.stats.qmc`` (scrambled; one dimension per free Parameter, ``u`` mapped to the bounds as
+    above), seeded with ``numpy.random.default_rng(numpy.asarray(jax.random.key_data(key)))``: the
+    same key gives the same points. It then holds them (``n * (number of free Parameters)``
+    values, 4 bytes each in float32: 100 MB for 10^7 points of 3 Parameters) and indexes them in
+    O(1); at most ``2**27`` values. Sobol points are best balanced when ``n`` is a power of 2.
 
     Args:
         state: the state PyTree; its free Parameters all need ``low`` and ``high``.
-        n: the number of points (``1 <= n < 2**63``).
+        n: the number of points (``1 <= n < 2**63``; quasi-random: ``n * (free Parameters) <= 2**27``).
         key: a ``jax.random.key`` (or a legacy ``jax.random.PRNGKey``). Optional, as in the reference
             implementation (tvboptim): None means ``jax.random.key(0)``, so a space built without a
             key is always the same space; pass another key for other points.
+        method: ``"random"`` (the default: independent uniform points), or the quasi-random
+            ``"sobol"``, ``"halton"`` or ``"lhs"`` (Latin hypercube).
 
     Raises:
-        ValueError: no free Parameters, a free Parameter without bounds, ``n < 1``.
+        ValueError: no free Parameters, a free Parameter without bounds, ``n < 1``, an unknown
+            ``method``, a quasi-random sample too large.
         TypeError: ``n`` is not an int, ``key`` is not a key.
+        ModuleNotFoundError: a quasi-random method without scipy.
 
     Examples:
         >>> import jax
@@ -228,21 +242,44 @@ class UniformSpace(AbstractSpace):
         >>> q = UniformSpace(state, 1000, key=jax.random.key(1))[5]   # the same key: the same points
         >>> bool(q["b"] == p["b"])
         True
+        >>> sobol = UniformSpace(state, 256, method="sobol")          # needs scipy
+        >>> bool(0 <= sobol[7]["a"] <= 1)
+        True
     """
 
-    def __init__(self, state: Any, n: int, key: Any = None):
+    def __init__(self, state: Any, n: int, key: Any = None, *,
+                 method: Literal["random", "sobol", "halton", "lhs"] = "random"):
         op = "UniformSpace"
         n = _count(n, op, "n", _MAX_N)
         key = _check_key(key, op)
+        if method not in _METHODS:
+            raise ValueError(f"{op}: `method` must be one of {list(_METHODS)}, got {method!r}")
         treedef, paths, entries = _flatten_state(state)
         free = _free_parameters(op, paths, entries, need_bounds=True)
         params = [entries[i] for i in free]
         cdt = _default_float()
         out_dts = [_out_dtype(p.value) for p in params]
         shapes = [tuple(np.shape(p.value)) for p in params]
-        gen = _g.UniformGen(key, n, [p.low for p in params], [p.high for p in params], cdt, out_dts, shapes)
-        info = tuple((p.name, p.low, p.high) for p in params)
+        lows, highs = [p.low for p in params], [p.high for p in params]
+        logs = [p.scale == "log" for p in params]
+        # linear Parameters and the random method keep the info (and so the fingerprint) of before
+        info = tuple((p.name, p.low, p.high) + (("log",) if lg else ()) for p, lg in zip(params, logs, strict=True))
+        if method == "random":
+            gen = _g.UniformGen(key, n, lows, highs, cdt, out_dts, shapes, logs)
+        else:
+            if n * len(params) > _QMC_MAX:
+                raise ValueError(f"{op}: method={method!r} holds its {n} points x {len(params)} free Parameters "
+                                 f"in memory; at most {_QMC_MAX} values (use method='random' for larger spaces)")
+            columns = _qmc_sample(op, method, key, n, lows, highs, logs)
+            gen = _g.SampleGen([jnp.asarray(c.astype(dt)) for c, dt in zip(columns, out_dts, strict=True)], n,
+                               out_dts, shapes)
+            info += (method,)
         self._setup(state, treedef, paths, entries, free, gen, n, (Axis("sample", n),), info, keep_free=True)
+
+    @property
+    def method(self) -> str:
+        """How the points are drawn: ``"random"``, ``"sobol"``, ``"halton"`` or ``"lhs"``."""
+        return self._info[-1] if isinstance(self._info[-1], str) else "random"
 
     @property
     def key(self):
@@ -259,20 +296,45 @@ class UniformSpace(AbstractSpace):
             >>> space.named()["a"].value.axes
             (Axis('sample', 4),)
         """
-        if self._N > _g.MAX_BLOCK:
-            raise ValueError(f"UniformSpace.named: {self._N} points is more than can be built at once; "
-                             "sweep it block by block")
-        values = _g.block_values(self._gen, self._gen.start(0), 0, self._N)
-        return self._assemble([_new(v, self._axes + _dims(v.shape[1:])) for v in values])
+        return self._named_points()
 
     def coords(self) -> dict[str, np.ndarray]:
         """``{"sample": arange(N)}``."""
         return {"sample": np.arange(self._N)}
 
     def __repr__(self):
-        bounds = ", ".join(f"{name} in [{lo}, {hi}]" for name, lo, hi in self._info)
+        bounds = ", ".join(f"{p[0]} in [{p[1]}, {p[2]}]{' (log)' if len(p) > 3 else ''}"
+                           for p in self._info if isinstance(p, tuple))
+        if self.method != "random":
+            return f"UniformSpace(N={self._N}, axis 'sample', {bounds}, method={self.method!r})"
         key = np.asarray(jax.random.key_data(self._gen.key)).tolist()
         return f"UniformSpace(N={self._N}, axis 'sample', {bounds}, key={key})"
+
+
+_METHODS = ("random", "sobol", "halton", "lhs")
+_QMC_MAX = 2**27  # values held by a quasi-random space: 512 MB in float32
+
+
+def _qmc_sample(op: str, method: str, key, n: int, lows, highs, logs) -> list[np.ndarray]:
+    """``n`` scrambled quasi-random points in the bounds (float64, one column per Parameter)."""
+    try:
+        from scipy.stats import qmc
+    except ImportError:
+        raise ModuleNotFoundError(f"{op}: method={method!r} needs scipy, which is not installed: "
+                                  "pip install 'namedax[qmc]' (or pip install scipy)") from None
+    engine_cls = {"sobol": qmc.Sobol, "halton": qmc.Halton, "lhs": qmc.LatinHypercube}[method]
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+    seed_kw = "rng" if "rng" in inspect.signature(engine_cls).parameters else "seed"  # scipy >= 1.15: rng
+    engine = engine_cls(len(lows), **{seed_kw: rng})
+    with warnings.catch_warnings():  # n not a power of 2: documented, not an error
+        warnings.filterwarnings("ignore", message=".*balance properties of Sobol", category=UserWarning)
+        u = engine.random(n)
+    lo, hi = np.asarray(lows, np.float64), np.asarray(highs, np.float64)
+    lin = u * (hi - lo) + lo  # as qmc.scale
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geo = lo * (hi / np.where(np.asarray(logs), lo, 1.0)) ** u
+    v = np.clip(np.where(np.asarray(logs), geo, lin), lo, hi)
+    return [v[:, j] for j in range(len(lows))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,6 +368,7 @@ def _grid_logs(log, names: list[str], params) -> list[bool]:
             raise ValueError(f"{op}: `log` names {unknown}, which are not free Parameters; the free Parameters "
                              f"are {names}")
         logs = [k in chosen for k in names]
+    logs = [lg or p.scale == "log" for p, lg in zip(params, logs, strict=True)]
     bad = [f"{p.name!r} (low={p.low})" for p, lg in zip(params, logs, strict=True) if lg and p.low <= 0]
     if bad:
         raise ValueError(f"{op}: log spacing needs `low` > 0, got {', '.join(bad)}")
@@ -316,7 +379,8 @@ class GridSpace(AbstractSpace):
     """A grid: one axis per free Parameter, named after it, ``n`` points from ``low`` to ``high``.
 
     Axis values are ``low + (high - low) * j / (n - 1)`` for ``j = 0 .. n - 1`` (exactly ``high`` at
-    ``j = n - 1``; ``low`` when ``n == 1``), or geometric for the parameters in ``log``. Axes come in
+    ``j = n - 1``; ``low`` when ``n == 1``), or geometric (``low * (high / low) ** (j / (n - 1))``)
+    for the parameters in ``log`` and those with ``scale="log"``. Axes come in
     the state's leaf order, N is the product of their sizes, and flat index ``i`` runs row-major (last
     axis fastest): ``numpy.unravel_index(i, sizes)`` gives the coordinates, as for
     ``numpy.meshgrid(*values, indexing="ij")`` flattened. A free Parameter whose value is an array
@@ -326,7 +390,8 @@ class GridSpace(AbstractSpace):
     Args:
         state: the state PyTree; its free Parameters all need ``low`` and ``high``.
         n: points per axis, an int for every axis or ``{name: int}`` for each (``1 <= n < 2**31``).
-        log: geometric spacing (``low > 0``) for all axes (True), or for the named ones.
+        log: geometric spacing (``low > 0``) for all axes (True), or for the named ones, in addition
+            to the free Parameters with ``scale="log"``.
 
     Raises:
         ValueError: no free Parameters, a free Parameter without bounds, two free Parameters with one
