@@ -5,10 +5,13 @@ leaves, on device, from nothing but the index. Three facts shape the code:
 
 - Indices are 64-bit safe without ``jax_enable_x64``. The host encodes an index exactly (Python or
   numpy int64 arithmetic) as a short uint32 vector: grid coordinates (`GridGen`), a (high, low) pair
-  of 32-bit words (`UniformGen`), or a plain index (`DataGen`). On device a block
+  of 32-bit words (`UniformGen`), a plain index (`DataGen`, `SampleGen`, `TrialGen`), or the
+  tokens of combined spaces one after the other (`ProductGen`). On device a block
   ``[start, start + size)`` is the encoded start advanced by ``offset + arange(size)`` with carries
   (mixed-radix addition for a grid), so no device arithmetic ever needs more than 32 bits, and
-  indices past the end clamp to the last point (padding is always a real point).
+  indices past the end clamp to the last point (padding is always a real point). Every generator
+  can also ``wrap``: advance modulo its N and return the carry, which is how a product carries from
+  one space into the next.
 - Values are bitwise reproducible in any compilation context. XLA on CPU contracts ``a + b * c`` into
   an FMA and rewrites ``x / constant`` as ``x * (1 / constant)``, so the same formula can round
   differently inside another jit (an executor's) than on its own. Values are written as an addition
@@ -196,16 +199,11 @@ class UniformGen:
         return tuple(_shaped(v[:, p].astype(out_dts[p]), shapes[p]) for p in range(n_free))
 
 
-class DataGen:
-    """Rows of stored arrays: point ``i`` is row ``i`` of every free leaf."""
+class _OneWord:
+    """Generators whose token is the point index itself, one uint32 word (N < 2**31)."""
 
-    def __init__(self, arrays, n: int):
-        self.arrays = tuple(arrays)
-        self.last = np.asarray([n - 1], dtype=_U32)
-        self.static = ()
-
-    def _leaves(self):
-        return (self.arrays, self.last)
+    def _last(self):
+        raise NotImplementedError
 
     def token_len(self) -> int:
         return 1
@@ -217,12 +215,27 @@ class DataGen:
         return np.asarray([i], dtype=_U32)
 
     def advance(self, tok, k):
-        return jnp.minimum(tok[0] + k, self.last[0])[None]
+        return jnp.minimum(tok[0] + k, self._last())[None]
 
     def wrap(self, tok, k):
-        n = self.last[0] + jnp.uint32(1)
+        n = self._last() + _U32(1)
         t = tok[0] + k  # < 2**32: both < 2**31
         return [t % n], t // n
+
+
+class DataGen(_OneWord):
+    """Rows of stored arrays: point ``i`` is row ``i`` of every free leaf."""
+
+    def __init__(self, arrays, n: int):
+        self.arrays = tuple(arrays)
+        self.last = np.asarray([n - 1], dtype=_U32)
+        self.static = ()
+
+    def _leaves(self):
+        return (self.arrays, self.last)
+
+    def _last(self):
+        return self.last[0]
 
     def values(self, enc):
         idx = enc[0].astype(jnp.int32)
@@ -243,8 +256,8 @@ class SampleGen(DataGen):
         return tuple(_shaped(a[idx].astype(dt), s) for a, dt, s in zip(self.arrays, out_dts, shapes, strict=True))
 
 
-class TrialGen:
-    """Point ``i`` is ``i`` itself, an int32 scalar (N < 2**31, static)."""
+class TrialGen(_OneWord):
+    """Point ``i`` is ``i`` itself, an int32 scalar (N < 2**31, static: divisions by a constant)."""
 
     def __init__(self, n: int):
         self.static = (int(n),)
@@ -252,21 +265,8 @@ class TrialGen:
     def _leaves(self):
         return ()
 
-    def token_len(self) -> int:
-        return 1
-
-    def encode(self, idx: np.ndarray) -> np.ndarray:
-        return np.asarray(idx, np.int64).astype(_U32).reshape(1, -1)
-
-    def start(self, i: int) -> np.ndarray:
-        return np.asarray([i], dtype=_U32)
-
-    def advance(self, tok, k):
-        return jnp.minimum(tok[0] + k, _U32(self.static[0] - 1))[None]
-
-    def wrap(self, tok, k):
-        n, t = _U32(self.static[0]), tok[0] + k
-        return [t % n], t // n
+    def _last(self):
+        return _U32(self.static[0] - 1)
 
     def values(self, enc):
         return (enc[0].astype(jnp.int32),)
