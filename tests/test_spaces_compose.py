@@ -302,5 +302,21 @@ def test_combined_spaces_digest_distinctly():
     }
     assert len(set(prints.values())) == len(prints), prints
     assert (_grid() * TrialSpace(5)).fingerprint() == prints["g*t"]
-    parts = (g * t)._digests()
-    assert {"structure", "[0] structure", "[1] structure", "[0] ['dt']"} <= set(parts)
+    parts = (g * _data())._digests()  # the same named parts as any space: structure, points, leaves by path
+    assert set(parts) == {"structure", "points", "[0]['a']", "[0]['b']", "[0]['dt']", "[1]['x']", "[1]['w']"}
+
+
+def _leaf_sum(point):
+    return sum(jax.tree.leaves(point))
+
+
+def test_checkpoint_of_a_product_is_refused_for_another_product(tmp_path):
+    ck = tmp_path / "ck"
+    u, v = _uniform(4, key=1), nx.spaces.zip(_uniform(3, name="z", key=2), name="other")
+    first = ParallelExecution(_leaf_sum, u * v, checkpoint_dir=ck).run()
+    again = ParallelExecution(_leaf_sum, u * v, checkpoint_dir=ck).run()  # resumed: the same product is accepted
+    np.testing.assert_array_equal(first[:], again[:])
+    for other, what in [(v * u, "its kind, size, axes"),
+                        (u * nx.spaces.zip(_uniform(3, name="z", key=5), name="other"), "how its points are made")]:
+        with pytest.raises(ValueError, match="holds a sweep of a different space.*" + what):
+            ParallelExecution(_leaf_sum, other, checkpoint_dir=ck).run()

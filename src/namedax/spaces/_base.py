@@ -484,13 +484,15 @@ class AbstractSpace:
         """The space's identity in named parts, so a refused checkpoint can say what changed:
         ``structure`` (kind, size, axes, free leaves, bounds), one part per state leaf that holds a
         value (by its path), and ``points`` (what the generator holds beyond those: bounds, key)."""
-        out = {"structure": digest(type(self).__name__, self._N, self._axes, self._paths, self._free,
-                                   self._free_params, self._info)}
+        out = {"structure": self._structure_digest()}
         for path, d, s in zip(self._paths, self._dyn, self._static, strict=True):
             if s is not None or d is not None:
                 out[path] = digest(s.obj if s is not None else d)
         out.update(self._point_digests())
         return out
+
+    def _structure_digest(self) -> str:
+        return digest(type(self).__name__, self._N, self._axes, self._paths, self._free, self._free_params, self._info)
 
     def _point_digests(self) -> dict[str, str]:
         return {"points": digest(self._gen)}

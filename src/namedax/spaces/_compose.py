@@ -40,10 +40,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core._axis import Axis
+from ..core._digest import digest
 from . import _gen as _g
 from ._base import _MAX_N, AbstractSpace, _count, _flatten_state
 
 _zip = builtins.zip  # this module defines its own `zip`
+
+
+def _part_path(k: int, path: str) -> str:
+    """The path of a part's state leaf in the combined (tuple) state."""
+    return f"[{k}]" + ("" if path == "state" else path)
 
 
 def _describe(space: AbstractSpace) -> str:
@@ -71,7 +77,7 @@ class _Combined(AbstractSpace):
         for k, s in enumerate(spaces):
             free += [len(paths) + i for i in s._free]
             free_params += list(s._free_params)
-            paths += [f"[{k}]" + ("" if p == "state" else p) for p in s._paths]
+            paths += [_part_path(k, p) for p in s._paths]
         none = (None,) * len(paths)
         self._state = None
         self._orig = None
@@ -93,8 +99,17 @@ class _Combined(AbstractSpace):
     def _host_point(self, i: int) -> tuple:
         return tuple(v for s, j in _zip(self.spaces, self._gen.split_index(i), strict=True) for v in s._host_point(j))
 
-    def _point_digests(self) -> dict[str, str]:  # each part's digests, by position
-        return {f"[{k}] {part}": d for k, s in enumerate(self.spaces) for part, d in s._digests().items()}
+    # The parts' digests folded into the same named parts as any space's (structure, points, state
+    # leaves by path), so a refused checkpoint names what changed in the same words.
+    def _structure_digest(self) -> str:
+        return digest(super()._structure_digest(), [s._structure_digest() for s in self.spaces])
+
+    def _point_digests(self) -> dict[str, str]:
+        parts = [s._digests() for s in self.spaces]
+        out = {"points": digest([p.get("points") for p in parts])}
+        for k, p in enumerate(parts):
+            out.update({_part_path(k, key): d for key, d in p.items() if key not in ("structure", "points")})
+        return out
 
 
 class ProductSpace(_Combined):
