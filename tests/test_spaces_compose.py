@@ -182,6 +182,7 @@ def test_product_slicing_collect_named_and_pickle():
     back = jax.tree.unflatten(*reversed(jax.tree.flatten(space)))
     assert back.N == space.N and int(back[5][1]) == 2 and back.fingerprint() == space.fingerprint()
     assert pickle.loads(pickle.dumps(space[4]))[0]["b"].name == "b"
+    assert int(back.state[1]) == 0 and back.state[0]["dt"] == 0.5  # the state survives a JAX rebuild
 
 
 # ---- zip ----

@@ -109,7 +109,7 @@ def test_qmc_points_are_scipys(method, n):
     key = jax.random.key(5)
     state = _state("linear")
     space = UniformSpace(state, n, key=key, method=method)
-    assert space.method == method and space.axes[0].name == "sample"
+    assert space.method == method and space.axes[0].name == "sample" and space.key == key
     ref = _scipy_ref(method, 2, n, key, [0.0, 1e-3], [1.0, 10.0]).astype(np.float32)
     blk = space.block(0, n)
     np.testing.assert_array_equal(np.asarray(blk["a"].value), ref[:, 0])

@@ -291,7 +291,7 @@ class TrialSpace(AbstractSpace):
             raise TypeError(f"{op}: `name` must be a non-empty str, got {name!r}")
         state = jnp.zeros((), jnp.int32)
         treedef, paths, entries = _flatten_state(state)
-        self._setup(state, treedef, paths, entries, [0], _g.TrialGen(n), n, (Axis(name, n),), (), keep_free=False)
+        self._setup(state, treedef, paths, entries, [0], _g.TrialGen(n), n, (Axis(name, n),), (), keep_free=True)
 
     def _host_point(self, i: int) -> tuple:
         return (jnp.asarray(np.int32(i)),)

@@ -246,9 +246,13 @@ class SampleGen(DataGen):
     """Rows of a sample computed on the host (quasi-random points): one column per free Parameter,
     each filled into the Parameter's shape and cast to its dtype."""
 
-    def __init__(self, columns, n: int, out_dts, shapes):
+    def __init__(self, columns, n: int, out_dts, shapes, key):
         super().__init__(columns, n)
+        self.key = key  # the seed, kept for `UniformSpace.key` and the fingerprint
         self.static = (tuple(out_dts), tuple(shapes))
+
+    def _leaves(self):
+        return (self.arrays, self.last, self.key)
 
     def values(self, enc):
         out_dts, shapes = self.static
@@ -373,7 +377,7 @@ def _register(cls, names):
 _register(GridGen, ("fp",))
 _register(UniformGen, ("key", "last", "fp"))
 _register(DataGen, ("arrays", "last"))
-_register(SampleGen, ("arrays", "last"))
+_register(SampleGen, ("arrays", "last", "key"))
 _register(TrialGen, ())
 _register(ProductGen, ("spaces",))
 

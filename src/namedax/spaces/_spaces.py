@@ -272,7 +272,7 @@ class UniformSpace(AbstractSpace):
                                  f"in memory; at most {_QMC_MAX} values (use method='random' for larger spaces)")
             columns = _qmc_sample(op, method, key, n, lows, highs, logs)
             gen = _g.SampleGen([jnp.asarray(c.astype(dt)) for c, dt in zip(columns, out_dts, strict=True)], n,
-                               out_dts, shapes)
+                               out_dts, shapes, key)
             info += (method,)
         self._setup(state, treedef, paths, entries, free, gen, n, (Axis("sample", n),), info, keep_free=True)
 
