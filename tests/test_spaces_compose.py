@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import namedax as nx
 from namedax.execution import ParallelExecution, SequentialExecution
@@ -321,3 +323,17 @@ def test_checkpoint_of_a_product_is_refused_for_another_product(tmp_path):
                         (u * nx.spaces.zip(_uniform(3, name="z", key=5), name="other"), "how its points are made")]:
         with pytest.raises(ValueError, match="holds a sweep of a different space.*" + what):
             ParallelExecution(_leaf_sum, other, checkpoint_dir=ck).run()
+
+
+@settings(max_examples=25, deadline=None)
+@given(sizes=st.lists(st.integers(1, 9), min_size=2, max_size=4), data=st.data())
+def test_product_of_trials_blocks_match_python_divmod(sizes, data):
+    """Property: block rows of a product of TrialSpaces are the mixed-radix digits of the flat index."""
+    space = ProductSpace(*[TrialSpace(n, name=f"t{k}") for k, n in enumerate(sizes)])
+    n = space.N
+    start = data.draw(st.integers(0, n - 1))
+    size = data.draw(st.integers(1, 2 * n + 3))
+    got = np.stack([np.asarray(c) for c in space.block(start, size)], axis=1)
+    ref = np.asarray([np.unravel_index(min(i, n - 1), sizes) for i in range(start, start + size)])
+    np.testing.assert_array_equal(got, ref)
+    assert [int(c) for c in space[start]] == list(ref[0])
