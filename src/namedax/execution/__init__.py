@@ -42,3 +42,4 @@ Results do not depend on ``n_vmap`` or ``n_pmap`` (up to float rounding of the m
 from ._engine import ModelError as ModelError
 from ._executors import ParallelExecution as ParallelExecution, SequentialExecution as SequentialExecution
 from ._results import Results as Results
+from ._optimize import OptimizeResults as OptimizeResults, optimize as optimize
