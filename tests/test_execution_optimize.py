@@ -293,3 +293,14 @@ def test_missing_optax_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "optax", None)  # import optax now raises ImportError
     with pytest.raises(ModuleNotFoundError, match=r"optimize needs optax.*namedax\[optimize\]"):
         optimize(lambda s: s["x"] ** 2, _space(), optimizer=None, steps=3)
+
+
+def test_checkpoint_resumes_and_refuses_other_settings(tmp_path):
+    space = GridSpace({"x": Parameter("x", 0.0, low=-2.0, high=2.0, free=True)}, n=7)
+    f = lambda s: (s["x"] - 0.3) ** 2  # noqa: E731
+    first = optimize(f, space, optimizer=optax.adam(0.05), steps=100, checkpoint_dir=tmp_path)
+    again = optimize(f, space, optimizer=optax.adam(0.05), steps=100, checkpoint_dir=tmp_path)
+    np.testing.assert_array_equal(again.loss, first.loss)
+    np.testing.assert_array_equal(again.points()["x"].value, first.points()["x"].value)
+    with pytest.raises(ValueError, match="optimize: .* the same loss with other settings .*`steps` differs"):
+        optimize(f, space, optimizer=optax.adam(0.05), steps=101, checkpoint_dir=tmp_path)

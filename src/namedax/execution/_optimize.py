@@ -179,6 +179,18 @@ def _check_loss(op: str, loss: Callable, space: AbstractSpace, args: tuple, kwar
                          f"{out.dtype} on {_e.describe_point(space, 0)}; reduce it, e.g. with jnp.sum or nx.sum")
 
 
+_MODEL = f"{_descend.__module__}.{_descend.__qualname__}"
+_WORDING = (  # the executor's words for its model and arguments, in the terms of optimize's caller
+    (f"another model: {_MODEL!r}, but with other code or captured values (its body, a closure, a default or a "
+     "function it calls changed)", "another optimisation: the loss or the optimizer has other code or captured "
+     "values"),
+    (f"the same model {_MODEL!r} with other arguments", "the same loss with other settings"),
+    ("args[0] differs", "`loss` differs"), ("args[1] differs", "`optimizer` differs"),
+    ("args[2] differs", "`steps` differs"), ("args[3] differs", "the loss's positional arguments differ"),
+    ("args[4] differs", "the loss's keyword arguments differ"), ("the model", "the loss"),
+)
+
+
 def _renamed(e: Exception) -> Exception:
     """An executor's error as this function's own (its message names `optimize`)."""
     msg = str(e)
@@ -186,7 +198,8 @@ def _renamed(e: Exception) -> Exception:
         if msg.startswith(prefix):
             msg = "optimize" + msg[len(prefix):]
             break
-    msg = msg.replace("the model", "the loss")
+    for a, b in _WORDING:
+        msg = msg.replace(a, b)
     if isinstance(e, ModelError):
         return ModelError(msg, e.point)
     return type(e)(msg) if type(e) in (ValueError, TypeError) else e
