@@ -214,9 +214,10 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
     ``steps`` updates of ``optimizer`` change the free Parameters of the state (every free
     `Parameter` leaf, not only the ones the space varies); fixed Parameters, NamedArrays, data
     and every other leaf keep their values. Bounds hold throughout: the optimizer works on an
-    unconstrained value per Parameter, mapped into ``[low, high]`` by a sigmoid (by a softplus
-    for one bound), as the module `namedax.execution` describes under *From sweep to optimum*
-    (docs/sweeps.md). The result equals a hand-written ``jax.vmap`` over an optax loop on the same
+    unconstrained value ``u`` per Parameter: the loss sees ``low + (high - low) * sigmoid(u)``
+    for ``[low, high]``, ``low + softplus(u)`` or ``high - softplus(u)`` for one bound, ``u``
+    itself for none (a start on a bound begins ``1e-6`` inside it; the guide's *From sweep to
+    optimum* has the details). The result equals a hand-written ``jax.vmap`` over an optax loop on the same
     starts; the starts run like a sweep's points (`ParallelExecution`): vectorised, over devices,
     in blocks, checkpointed.
 
@@ -229,7 +230,11 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
             transformations taking extra arguments also get ``value``, ``grad`` and ``value_fn``
             (so ``optax.lbfgs()`` works).
         steps: the number of updates from every start (0 evaluates the loss at the starts).
-        n_vmap, n_pmap, checkpoint_dir, progress: as for `ParallelExecution`.
+        n_vmap: starts vectorised per step on each device (None chooses, as for `ParallelExecution`).
+        n_pmap: devices to use (default 1; None uses all), as for `ParallelExecution`.
+        checkpoint_dir: a directory where finished blocks of starts are written; a later call with
+            the same loss, optimizer, steps, space and arguments resumes from them.
+        progress: show a progress bar on a terminal or in a notebook.
         **kwargs: extra keyword arguments of the loss (the names above are this function's own).
 
     Returns:
