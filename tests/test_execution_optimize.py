@@ -304,3 +304,18 @@ def test_checkpoint_resumes_and_refuses_other_settings(tmp_path):
     np.testing.assert_array_equal(again.points()["x"].value, first.points()["x"].value)
     with pytest.raises(ValueError, match="optimize: .* the same loss with other settings .*`steps` differs"):
         optimize(f, space, optimizer=optax.adam(0.05), steps=101, checkpoint_dir=tmp_path)
+
+
+def test_vector_parameter_bounded_elementwise():
+    target = np.array([0.2, -0.4, 1.7], np.float32)  # 1.7 lies past the upper bound
+    starts = np.zeros((5, 3), np.float32) + np.linspace(-0.9, 0.9, 5, dtype=np.float32)[:, None]
+    state = {"v": Parameter("v", starts, low=-1.0, high=1.0, free=True)}
+    res = optimize(lambda s: jnp.sum((s["v"] - target) ** 2), DataSpace(state), optimizer=optax.adam(0.05),
+                   steps=400)
+    v = res.points()["v"].value
+    assert v.shape == (5, 3) and np.all((v >= -1.0) & (v <= 1.0))
+    np.testing.assert_allclose(v[:, :2], np.broadcast_to(target[:2], (5, 2)), atol=1e-3)
+    assert np.all(v[:, 2] > 0.95)
+    assert res.named()["values"]["v"].axes == (nx.Axis("data", 5), nx.Axis("dim_0", 3))
+    with pytest.raises(TypeError, match="optimize: `progress` must be a bool"):
+        optimize(lambda s: jnp.sum(s["v"]), DataSpace(state), optimizer=optax.adam(0.05), steps=1, progress=1)

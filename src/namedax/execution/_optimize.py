@@ -41,7 +41,7 @@ from ..spaces._base import AbstractSpace
 from ..spaces._parameter import Parameter, with_value
 from . import _engine as _e
 from ._engine import ModelError
-from ._executors import ParallelExecution
+from ._executors import ParallelExecution, _check_common
 from ._results import Results
 
 _EDGE = 1e-6  # how far inside its bound a start on the bound begins (see the module docstring)
@@ -188,6 +188,7 @@ _WORDING = (  # the executor's words for its model and arguments, in the terms o
     ("args[0] differs", "`loss` differs"), ("args[1] differs", "`optimizer` differs"),
     ("args[2] differs", "`steps` differs"), ("args[3] differs", "the loss's positional arguments differ"),
     ("args[4] differs", "the loss's keyword arguments differ"), ("the model", "the loss"),
+    ("`model` must be callable as model(", "`loss` must be callable as loss("), ("`statespace`", "`space`"),
 )
 
 
@@ -264,12 +265,10 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
     """
     op = "optimize"
     optax = _optax(op)
-    if not callable(loss):
-        raise TypeError(f"{op}: `loss` must be callable as loss(state, *args, **kwargs), got "
-                        f"{type(loss).__name__}: {loss!r}")
-    if not isinstance(space, AbstractSpace):
-        raise TypeError(f"{op}: `space` must be a space from namedax.spaces (GridSpace, UniformSpace, DataSpace), "
-                        f"got {type(space).__name__}")
+    try:
+        _check_common(op, loss, space, progress)
+    except TypeError as e:
+        raise _renamed(e) from None
     if not isinstance(optimizer, optax.GradientTransformation):
         raise TypeError(f"{op}: `optimizer` must be an optax.GradientTransformation (e.g. optax.adam(1e-2)), got "
                         f"{type(optimizer).__name__}: {optimizer!r}")
