@@ -4,7 +4,7 @@
     python benchmarks/run.py ...             (the same)
 
 Each benchmark script (``bench_eager``, ``bench_vmap``, ``bench_stacked``, ``bench_stacked_state``,
-``bench_sweep``, ``bench_sharding``, ``bench_attention``, ``bench_losses``, ``bench_decoder``) has an entry
+``bench_sweep``, ``bench_sharding``, ``bench_attention``, ``bench_losses``, ``bench_decoder``, ``bench_optimize``) has an entry
 point ``run(quick: bool) -> list[dict]`` whose rows compare namedax with its raw-JAX baseline measured in the
 same run, rounds interleaved: ``lib`` and ``raw`` are median times (in ``unit``), ``ratio`` the median of the
 per-round ratios lib / raw, ``lo`` / ``hi`` their spread (min, max), ``budget`` the budget
@@ -76,6 +76,10 @@ AREAS: dict[str, tuple[str, str]] = {
                 "batch 8) written with namedax's attention, loss and `nn.Stacked` vs the same math positionally "
                 "(`lax.scan`, `jax.nn.dot_product_attention`, optax), loss and gradients checked equal first. "
                 "Budgets: step time at most 1.05x; compile time at most 1.15x."),
+    "optimize": ("Multi-start optimisation", "`nx.execution.optimize` (Adam from every start of a `UniformSpace`, "
+                 "three bounded parameters of a least-squares fit) vs a hand-written `jit(vmap(optax loop))` over the "
+                 "same starts with the same sigmoid reparametrisation, optima and losses checked equal first. Budget: "
+                 "throughput at least 0.9x."),
     "results": ("Results access", "Reading a finished sweep's `Results` vs indexing the raw output arrays. "
                 "Budget: microseconds."),
 }
@@ -83,7 +87,7 @@ AREAS: dict[str, tuple[str, str]] = {
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
            "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding",
            "bench_attention": "attention", "bench_losses": "losses",
-           "bench_decoder": "decoder"}
+           "bench_decoder": "decoder", "bench_optimize": "optimize"}
 
 
 # ----------------------------------------------------------------------------- running

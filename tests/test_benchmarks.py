@@ -69,3 +69,16 @@ def test_stacked_state_benchmark_compares_one_computation():
         assert r["area"] == "stacked_state" and math.isfinite(r["ratio"]) and r["lo"] <= r["ratio"] <= r["hi"], r
         assert "OUTPUTS DIFFER" not in r.get("note", ""), r
     assert [r.get("budget") for r in rows if r.get("budget")] == ["<= 1.05", "<= 1.05", "<= 1.3"]
+
+
+def test_optimize_benchmark_compares_one_computation():
+    """The multi-start benchmark is registered, and namedax and the hand-written loop agree (measure()
+    checks optima and losses with numpy's assert_allclose before timing)."""
+    import pytest
+
+    pytest.importorskip("optax")
+    from benchmarks import bench_optimize as bench
+
+    assert run.MODULES["bench_optimize"] == "optimize" and "optimize" in run.AREAS
+    times = bench.measure(32, rounds=1)
+    assert set(times) == {"nx", "hand"} and all(len(t) == 1 and t[0] > 0 for t in times.values())

@@ -4,7 +4,8 @@
 at every point of a `namedax.spaces` space and returns `Results`: ``results[i]`` is the output at
 point ``i``, ``results.named()`` the outputs over the space's axes (a grid sweep comes back as a
 grid), ``results.to_xarray()`` an xarray object with the parameter values as coordinates.
-`SequentialExecution` does the same one point at a time, for debugging.
+`SequentialExecution` does the same one point at a time, for debugging. `optimize` runs an optax
+optimizer from every point of a space (multi-start optimisation) and returns `OptimizeResults`.
 
 How a parallel sweep runs:
 
@@ -42,3 +43,4 @@ Results do not depend on ``n_vmap`` or ``n_pmap`` (up to float rounding of the m
 from ._engine import ModelError as ModelError
 from ._executors import ParallelExecution as ParallelExecution, SequentialExecution as SequentialExecution
 from ._results import Results as Results
+from ._optimize import OptimizeResults as OptimizeResults, optimize as optimize
