@@ -98,7 +98,7 @@ def test_repr_of_a_small_array_shows_its_values():
     data = np.arange(12, dtype=np.float32).reshape(3, 4) / 7
     r = repr(nx.named(data, ("a", "b")))
     assert "{'a': 3, 'b': 4}" in r and "float32" in r
-    body = r[r.index("array=") + len("array="):-1]
+    body = r[r.index("array=") + len("array=") : -1]
     np.testing.assert_array_equal(np.array(eval(body), dtype=np.float32), data)
 
 

@@ -96,9 +96,7 @@ def render(x: NamedArray, path: str | None, subtree_renderer: Any) -> Any:
         x, path, subtree_renderer, fields_or_attribute_names=("array", "axes")
     )
     return rendering_parts.build_custom_foldable_tree_node(
-        label=lowering.maybe_defer_rendering(
-            main_thunk=lambda _: label(True), placeholder_thunk=lambda: label(False)
-        ),
+        label=lowering.maybe_defer_rendering(main_thunk=lambda _: label(True), placeholder_thunk=lambda: label(False)),
         contents=rendering_parts.summarizable_condition(
             detail=rendering_parts.siblings(rendering_parts.indented_children(children), ")")
         ),

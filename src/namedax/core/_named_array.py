@@ -375,6 +375,12 @@ class NamedArray(ArrayMethods):
             return f"NamedArray({arr.dtype}{self.shape}, {what})"
         return f"NamedArray({self.shape}, {arr!r})"
 
+    def to_xarray(self, *, coords: Any = None, name: Any = None) -> Any:
+        """An ``xarray.DataArray`` with the axis names as dims; see `namedax.to_xarray`."""
+        from ._xarray import to_xarray  # lazy: xarray is an optional extra
+
+        return to_xarray(self, coords=coords, name=name)
+
     # treescope (notebooks) finds these by name, so namedax never imports it; see namedax._treescope
     def __treescope_repr__(self, path: str | None, subtree_renderer: Any) -> Any:
         from .. import _treescope  # lazy: treescope is an optional extra
