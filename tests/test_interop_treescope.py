@@ -115,3 +115,7 @@ def test_repr_of_traced_and_abstract_arrays():
     seen = []
     jax.jit(lambda v: seen.append(repr(v)) or v)(x)
     assert seen == ["NamedArray(int32{'a': 2, 'b': 3}, traced)"]
+
+
+def test_axis_renders_by_name_and_size():
+    assert treescope.render_to_text(nx.Axis("embed", 8)) == "Axis(name='embed', size=8)"

@@ -348,3 +348,30 @@ def test_shared_leaf_of_a_stack_must_agree(tmp_path, key):
     st.save_file(tensors, str(path), metadata=safe_open(path, framework="numpy").metadata())
     with pytest.raises(ValueError, match=r"differs between them"):
         nx.nn.load(path, like=shared)
+
+
+def test_nested_stacks_are_unstacked_on_both_levels(tmp_path, key):
+    Inner = nx.Axis("inner", 2)
+
+    class Outer(eqx.Module):
+        norms: nx.nn.Stacked
+        scale: jax.Array  # a plain array: (outer layers, inner layers) inside the two stacks
+
+        @classmethod
+        def init(cls, *, key):
+            return cls(nx.nn.Stacked.init(Inner, nx.nn.LayerNorm)(Embed), jax.random.normal(key, (2,)))
+
+    model = perturbed(nx.nn.Stacked.init(Layers, Outer)(key=jax.random.split(key, 3)), jax.random.key(3))
+    path = tmp_path / "nested.safetensors"
+    nx.nn.save(path, model)
+    tensors = st.load_file(path)
+    assert sorted(tensors) == sorted(
+        [f"{i}.norms.{j}.{p}" for i in range(3) for j in range(2) for p in ("weight", "bias")]
+        + [f"{i}.scale" for i in range(3)]
+    )
+    w = nx.rearrange(model.stacked.norms.stacked.weight, ("layers", "inner", "embed")).array
+    for i in range(3):
+        for j in range(2):
+            np.testing.assert_array_equal(tensors[f"{i}.norms.{j}.weight"], np.asarray(w)[i, j])
+        np.testing.assert_array_equal(tensors[f"{i}.scale"], np.asarray(model.stacked.scale)[i])
+    assert_same_arrays(nx.nn.load(path, like=nx.nn.Stacked.init(Layers, Outer)(key=jax.random.split(key, 3))), model)

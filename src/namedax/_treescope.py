@@ -11,6 +11,7 @@ on first use, so ``import namedax`` never imports treescope and nothing needs re
   sharding by name, ``sharded{'batch': 'data'}``, when the array is split over devices); unfolded,
   its ``array`` and ``axes``. Models (equinox modules are dataclasses to treescope) show this line
   for every parameter.
+- `Axis` renders as ``Axis(name='embed', size=8)`` (by default treescope draws the tuple underneath).
 - The array view: every axis is a named, positionless axis (`NamedPositionlessAxisInfo`), as
   penzai's NamedArray does, so the interactive view labels its sliders and facets by name. The
   sharding view is the underlying jax array's.
@@ -30,6 +31,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from .core._axis import Axis
 from .core._named_array import NamedArray, _broadcast_to, _is_named
 
 # treescope is imported inside the functions: it is an optional extra (tests/test_packaging.py
@@ -102,6 +104,15 @@ def render(x: NamedArray, path: str | None, subtree_renderer: Any) -> Any:
         ),
         path=path,
         expand_state=rendering_parts.ExpandState.COLLAPSED,
+    )
+
+
+def render_axis(axis: Axis, path: str | None, subtree_renderer: Any) -> Any:
+    """``Axis(name='embed', size=8)`` (treescope would otherwise draw the tuple Axis is built on)."""
+    from treescope import repr_lib
+
+    return repr_lib.render_object_constructor(
+        Axis, {"name": axis.name, "size": axis.size}, path, subtree_renderer, roundtrippable=True
     )
 
 
