@@ -375,3 +375,19 @@ def test_nested_stacks_are_unstacked_on_both_levels(tmp_path, key):
             np.testing.assert_array_equal(tensors[f"{i}.norms.{j}.weight"], np.asarray(w)[i, j])
         np.testing.assert_array_equal(tensors[f"{i}.scale"], np.asarray(model.stacked.scale)[i])
     assert_same_arrays(nx.nn.load(path, like=nx.nn.Stacked.init(Layers, Outer)(key=jax.random.split(key, 3))), model)
+
+
+def test_model_and_optax_state_round_trip_with_zero_d_leaves(tmp_path, key):
+    optax = pytest.importorskip("optax")
+    model = nx.nn.MLP.init(Embed, Out, Mlp, 1, key=key)
+    opt = optax.adamw(1e-2)
+    state = opt.init(eqx.filter(model, eqx.is_array))
+    grads = jax.tree.map(lambda v: v * 0.5, eqx.filter(model, eqx.is_array))
+    _, state = opt.update(grads, state, eqx.filter(model, eqx.is_array))  # count 1, moments nonzero
+    path = tmp_path / "train.safetensors"
+    nx.nn.save(path, {"model": model, "opt": state})
+    tensors = st.load_file(path)
+    assert tensors["opt.0.count"].shape == () and int(tensors["opt.0.count"]) == 1
+    fresh = nx.nn.MLP.init(Embed, Out, Mlp, 1, key=jax.random.key(5))
+    like = {"model": fresh, "opt": opt.init(eqx.filter(fresh, eqx.is_array))}
+    assert_same_arrays(nx.nn.load(path, like=like), {"model": model, "opt": state})

@@ -307,7 +307,7 @@ def save(path: str | os.PathLike, model: Any, *, metadata: Mapping[str, str] | N
         data = value.array if _is_named(value) else value
         if jnp.issubdtype(data.dtype, jax.dtypes.prng_key):
             raise TypeError(f"nn.save: {key!r} holds PRNG keys, which safetensors cannot store; save key_data")
-        tensors[key] = np.ascontiguousarray(np.asarray(data))
+        tensors[key] = np.asarray(data, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         if _is_named(value):
             axes[key] = [a.name for a in value.axes]
     meta[_AXES_KEY] = json.dumps(axes)
