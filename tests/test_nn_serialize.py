@@ -391,3 +391,20 @@ def test_model_and_optax_state_round_trip_with_zero_d_leaves(tmp_path, key):
     fresh = nx.nn.MLP.init(Embed, Out, Mlp, 1, key=jax.random.key(5))
     like = {"model": fresh, "opt": opt.init(eqx.filter(fresh, eqx.is_array))}
     assert_same_arrays(nx.nn.load(path, like=like), {"model": model, "opt": state})
+
+
+def test_file_in_another_axis_order_loads_by_name(tmp_path, key):
+    in_first = nx.nn.Linear.init(Embed, Out, key=key, out_first=False)
+    assert [a.name for a in in_first.weight.axes] == ["embed", "out"]
+    path = tmp_path / "in_first.safetensors"
+    nx.nn.save(path, in_first)
+    like = nx.nn.Linear.init(Embed, Out, key=jax.random.key(3))  # (out, embed)
+    back = nx.nn.load(path, like=like)
+    assert back.weight.axes == like.weight.axes
+    np.testing.assert_array_equal(np.asarray(back.weight.array), np.asarray(in_first.weight.array).T)
+
+
+def test_traced_save_is_refused(tmp_path, key):
+    lin = nx.nn.Linear.init(Embed, Out, key=key)
+    with pytest.raises(TypeError, match=r"nn.save: 'weight' is traced"):
+        jax.jit(lambda m: nx.nn.save(tmp_path / "x.safetensors", m))(lin)

@@ -307,6 +307,13 @@ def save(path: str | os.PathLike, model: Any, *, metadata: Mapping[str, str] | N
         data = value.array if _is_named(value) else value
         if jnp.issubdtype(data.dtype, jax.dtypes.prng_key):
             raise TypeError(f"nn.save: {key!r} holds PRNG keys, which safetensors cannot store; save key_data")
+        if isinstance(data, jax.core.Tracer):
+            raise TypeError(f"nn.save: {key!r} is traced; save outside jax.jit / vmap")
+        if isinstance(data, jax.Array) and not data.is_fully_addressable:
+            raise ValueError(
+                f"nn.save: {key!r} is spread over several hosts, which one file cannot gather; save sharded "
+                "models with orbax (see the 'Working with other tools' page)"
+            )
         tensors[key] = np.asarray(data, order="C")  # (np.ascontiguousarray would make a 0-d array 1-d)
         if _is_named(value):
             axes[key] = [a.name for a in value.axes]
