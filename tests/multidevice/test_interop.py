@@ -43,3 +43,22 @@ def test_load_into_a_sharded_model_keeps_its_sharding(devices, tmp_path):
     assert back.weight.array.sharding == like.weight.array.sharding
     assert nx.sharding.describe(back.weight) == {"batch": "data", "embed": "model"}
     np.testing.assert_array_equal(np.asarray(back.weight.array), np.asarray(lin.weight.array))
+
+
+def test_load_into_a_sharded_stack_restacks_onto_its_sharding(devices, tmp_path):
+    pytest.importorskip("safetensors")
+    Layers, Embed = nx.Axis("layers", 4), nx.Axis("embed", 4)
+
+    def build(seed):
+        keys = jax.random.split(jax.random.key(seed), 4)
+        return nx.nn.Stacked.init(Layers, nx.nn.Linear)(Embed, nx.Axis("batch", 8), key=keys)
+
+    stack = build(0)
+    path = tmp_path / "stack.safetensors"
+    nx.nn.save(path, stack)
+    with nx.sharding.axis_rules({"layers": "data", "embed": "model"}):
+        like = nx.sharding.shard(build(1), mesh=mesh())
+    back = nx.nn.load(path, like=like)
+    assert back.stacked.weight.array.sharding == like.stacked.weight.array.sharding
+    assert nx.sharding.describe(back.stacked.weight) == {"layers": "data", "batch": None, "embed": "model"}
+    np.testing.assert_array_equal(np.asarray(back.stacked.weight.array), np.asarray(stack.stacked.weight.array))

@@ -221,9 +221,14 @@ def _value_for(key: str, like: Any, value: Any, problems: list, cast: bool) -> A
             problems.append(f"{key!r}: dtype {data.dtype}, the model has {target.dtype} (cast=True converts)")
             return like
         data = data.astype(target.dtype)
-    sharding = getattr(target, "sharding", None)
-    data = jax.device_put(data, sharding) if sharding is not None else jnp.asarray(data)
+    data = _placed(data, target)
     return _new(data, like.axes) if _is_named(like) else data
+
+
+def _placed(data: Any, target: Any) -> jax.Array:
+    """``data`` on the device(s) of ``target`` (a jax array or ShapeDtypeStruct), its sharding kept."""
+    sharding = getattr(target, "sharding", None)
+    return jax.device_put(data, sharding) if sharding is not None else jnp.asarray(data)
 
 
 def _layer_template(stack: Stacked) -> Any:
@@ -251,9 +256,9 @@ def _restack(stack: Stacked, layers: list, key: str, problems: list) -> Any:
         got = [p[j] for p in per]
         if _is_named(leaf) and any(a.name == name for a in leaf.axes):
             pos = [a.name for a in leaf.axes].index(name)
-            out.append(_new(jnp.stack([g.array for g in got], axis=pos), leaf.axes))
+            out.append(_new(_placed(jnp.stack([g.array for g in got], axis=pos), leaf.array), leaf.axes))
         elif not _is_named(leaf) and _is_array(leaf) and np.ndim(leaf):
-            out.append(jnp.stack(got))
+            out.append(_placed(jnp.stack(got), leaf))
         elif _is_array(leaf):  # shared: every layer's copy must agree
             first = np.asarray(got[0].array if _is_named(got[0]) else got[0])
             if not all(np.array_equal(first, np.asarray(g.array if _is_named(g) else g)) for g in got[1:]):
