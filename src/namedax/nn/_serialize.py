@@ -231,17 +231,25 @@ def _placed(data: Any, target: Any) -> jax.Array:
     return jax.device_put(data, sharding) if sharding is not None else jnp.asarray(data)
 
 
+def _per_layer(leaf: Any, name: str) -> bool:
+    """Whether a leaf of a stack's ``stacked`` has one slice per layer (a NamedArray holding the
+    ``Layers`` axis ``name``, a plain array of rank >= 1), as `Stacked.get_layer` slices them."""
+    if _is_named(leaf):
+        return any(a.name == name for a in leaf.axes)
+    return _is_array(leaf) and np.ndim(leaf) > 0
+
+
 def _layer_template(stack: Stacked) -> Any:
     """One layer of ``stack`` with abstract arrays: what each layer's entries are checked against."""
     name = stack.Layers.name
 
     def one(leaf: Any) -> Any:
-        if _is_named(leaf) and any(a.name == name for a in leaf.axes):
+        if not _per_layer(leaf, name):
+            return leaf  # shared by the layers
+        if _is_named(leaf):
             axes = tuple(a for a in leaf.axes if a.name != name)
             return _new(jax.ShapeDtypeStruct(tuple(a.size for a in axes), leaf.dtype), axes)
-        if not _is_named(leaf) and _is_array(leaf) and np.ndim(leaf):
-            return jax.ShapeDtypeStruct(tuple(leaf.shape[1:]), leaf.dtype)
-        return leaf  # shared by the layers (see Stacked.get_layer)
+        return jax.ShapeDtypeStruct(tuple(leaf.shape[1:]), leaf.dtype)
 
     return jax.tree.map(one, stack.stacked, is_leaf=_is_named)
 
@@ -254,10 +262,10 @@ def _restack(stack: Stacked, layers: list, key: str, problems: list) -> Any:
     out = []
     for j, leaf in enumerate(orig):
         got = [p[j] for p in per]
-        if _is_named(leaf) and any(a.name == name for a in leaf.axes):
+        if _per_layer(leaf, name) and _is_named(leaf):
             pos = [a.name for a in leaf.axes].index(name)
             out.append(_new(_placed(jnp.stack([g.array for g in got], axis=pos), leaf.array), leaf.axes))
-        elif not _is_named(leaf) and _is_array(leaf) and np.ndim(leaf):
+        elif _per_layer(leaf, name):
             out.append(_placed(jnp.stack(got), leaf))
         elif _is_array(leaf):  # shared: every layer's copy must agree
             first = np.asarray(got[0].array if _is_named(got[0]) else got[0])
