@@ -33,6 +33,7 @@ from .core._named_array import (
     rename as rename,
 )
 from .core._kernels import clear_caches as clear_caches
+from .core._xarray import from_xarray as from_xarray, to_xarray as to_xarray
 from .ops import *  # noqa: F403  (ops/__init__.py lists its names explicitly)
 
 # --- transforms (owned by _vmap.py, _scan.py, _pmap.py, _collectives.py) ---

@@ -98,6 +98,12 @@ class Axis(tuple):
     def __repr__(self):
         return f"Axis({self[0]!r}, {self[1]})"
 
+    def __treescope_repr__(self, path, subtree_renderer):
+        # treescope would draw the tuple underneath, ``Axis(('embed', 8))``; see namedax._treescope
+        from .. import _treescope
+
+        return _treescope.render_axis(self, path, subtree_renderer)
+
     def __reduce__(self):
         return (Axis, tuple(self))
 

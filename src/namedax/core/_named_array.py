@@ -135,6 +135,10 @@ def _load_indexing() -> Any:
     return module
 
 
+REPR_MAX_VALUES = 100
+"""``repr`` of a NamedArray with more elements than this is one line without the values."""
+
+
 class NamedArray(ArrayMethods):
     """An array whose dimensions are named by a tuple of `Axis`.
 
@@ -356,11 +360,37 @@ class NamedArray(ArrayMethods):
     __rmatmul__ = __matmul__
 
     def __repr__(self):
+        """Up to `REPR_MAX_VALUES` elements: the values too; larger, traced or abstract: one line of
+        dtype and named shape, ``NamedArray(float32{'batch': 512, 'embed': 1024})``."""
         arr = self.array
         if isinstance(arr, jax.Array) and not isinstance(arr, jax.core.Tracer):
+            if arr.is_deleted():
+                return f"NamedArray({arr.dtype}{self.shape}, deleted)"
+            if arr.size > REPR_MAX_VALUES:
+                return f"NamedArray({arr.dtype}{self.shape})"
             body = np.array2string(np.asarray(arr), separator=", ", prefix="  array=")
             return f"NamedArray({self.shape}, dtype={arr.dtype},\n  array={body})"
+        if isinstance(arr, jax.core.Tracer | jax.ShapeDtypeStruct):
+            what = "traced" if isinstance(arr, jax.core.Tracer) else "abstract"
+            return f"NamedArray({arr.dtype}{self.shape}, {what})"
         return f"NamedArray({self.shape}, {arr!r})"
+
+    def to_xarray(self, *, coords: Any = None, name: Any = None) -> Any:
+        """An ``xarray.DataArray`` with the axis names as dims; see `namedax.to_xarray`."""
+        from ._xarray import to_xarray  # lazy: xarray is an optional extra
+
+        return to_xarray(self, coords=coords, name=name)
+
+    # treescope (notebooks) finds these by name, so namedax never imports it; see namedax._treescope
+    def __treescope_repr__(self, path: str | None, subtree_renderer: Any) -> Any:
+        from .. import _treescope  # lazy: treescope is an optional extra
+
+        return _treescope.render(self, path, subtree_renderer)
+
+    def __treescope_ndarray_adapter__(self) -> Any:
+        from .. import _treescope
+
+        return _treescope.adapter()
 
 
 _set_array = NamedArray.__dict__["array"].__set__

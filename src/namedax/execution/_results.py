@@ -21,6 +21,7 @@ import numpy as np
 from ..core._axis import Axis, as_int
 from ..core._digest import stable_repr
 from ..core._named_array import _is_named, _new
+from ..core._optional import require
 from ..spaces._base import AbstractSpace
 from ..spaces._parameter import Parameter
 
@@ -297,13 +298,7 @@ class Results:
             >>> da.dims, da.sel(a=0.5, b=2.0).item()
             (('a', 'b'), 1.0)
         """
-        try:
-            import xarray as xr
-        except ImportError:
-            raise ModuleNotFoundError(
-                "Results.to_xarray needs xarray, which is not installed: pip install 'namedax[xarray]' "
-                "(or pip install xarray)"
-            ) from None
+        xr = require("xarray", "Results.to_xarray", "xarray")
         _, shape = self._space_shape()
         space_axes = self._space.axes
         coords: dict[str, Any] = dict(self._space.coords())

@@ -119,3 +119,8 @@ from ._conv import ConvTranspose as ConvTranspose
 from ._pooling import max_pool as max_pool
 from ._pooling import mean_pool as mean_pool
 from ._pooling import min_pool as min_pool
+# --- checkpoints by name (nn/_serialize.py) ---
+from ._serialize import from_state_dict as from_state_dict
+from ._serialize import load as load
+from ._serialize import save as save
+from ._serialize import state_dict as state_dict
