@@ -251,7 +251,7 @@ def index(x: NamedArray, selectors: Mapping[AxisSelector, Any]) -> NamedArray:
         >>> import jax.numpy as jnp
         >>> import namedax.compat.haliax as hax
         >>> x = hax.named(jnp.arange(6).reshape(2, 3), ("a", "b"))
-        >>> hax.index(x, {"a": 1, "b": slice(0, 2)}).array
+        >>> hax.index(x, {"a": 1, "b": hax.ds(0, 2)}).array
         Array([3, 4], dtype=int32)
     """
     dyn = {k: v for k, v in selectors.items() if isinstance(v, dslice)}
