@@ -93,7 +93,8 @@ def _unwrapping(mask: tuple[bool, ...], keep_outputs: bool) -> Callable[..., Any
     # one function per mask, so namedax's eager cache (keyed on the function) is reused across calls
     def call(layer, x, *args, **kwargs):
         leaves, tree = jax.tree.flatten((args, kwargs), is_leaf=_is_named)
-        leaves = [a.array if m and _is_named(a) else a for a, m in zip(leaves, mask, strict=True)]  # keys come unwrapped
+        # namedax already unwraps a layer's typed key; other marked leaves are still NamedArrays
+        leaves = [a.array if m and _is_named(a) else a for a, m in zip(leaves, mask, strict=True)]
         args, kwargs = jax.tree.unflatten(tree, leaves)
         return layer(x, *args, **kwargs)
 
