@@ -21,7 +21,7 @@ from pathlib import Path
 
 TEST_FILES = ["core_test.py", "test_axis.py", "test_dot.py", "test_hof.py", "test_ops.py", "test_scan.py", "test_nn.py"]
 
-CONFTEST = '''\
+CONFTEST = """\
 import importlib
 import sys
 
@@ -30,7 +30,7 @@ import namedax.compat.haliax as _hax
 sys.modules["haliax"] = _hax
 for _name in ("axis", "nn", "nn.scan", "random", "partitioning", "util"):
     sys.modules["haliax." + _name] = importlib.import_module("namedax.compat.haliax." + _name)
-'''
+"""
 
 
 def fetch(version: str, where: Path) -> Path | None:
