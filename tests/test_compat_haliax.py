@@ -192,6 +192,15 @@ def test_mlp_init_with_haliax_signature_computes_the_layers():
         hax.nn.MLP.init(In, Out, 4, 1, key=jax.random.key(0), dot_general=object())
 
 
+def test_linear_init_takes_haliax_dot_general_none():
+    In, Out = hax.Axis("x", 3), hax.Axis("y", 2)
+    lin = hax.nn.Linear.init(In, Out, key=jax.random.key(0), dot_general=None, use_bias=False)
+    v = _arr(3)
+    np.testing.assert_allclose(lin(hax.named(v, In)).array, lin.weight.array @ v, rtol=1e-5)
+    with pytest.raises(TypeError, match="dot_general"):
+        hax.nn.Linear.init(In, Out, key=jax.random.key(0), dot_general=jax.lax.dot_general)
+
+
 class _Noisy(eqx.Module):
     weight: nx.NamedArray
 

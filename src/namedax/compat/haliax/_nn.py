@@ -30,7 +30,34 @@ from ... import ops as _ops
 from ...core._axis import Axis
 from ...core._named_array import NamedArray, _is_named, named
 
-# ---- MLP ----------------------------------------------------------------------------------------
+# ---- Linear and MLP ---------------------------------------------------------------------------
+
+
+def _no_dot_general(dot_general: Any, op: str) -> None:
+    if dot_general is not None:
+        raise TypeError(f"{op}: `dot_general` is not supported by namedax (it has no quantised dot)")
+
+
+class Linear(_nn.Linear):
+    """namedax's `namedax.nn.Linear`; ``init`` also takes haliax's ``dot_general=None``.
+
+    haliax 1.3's default layout was ``out_first=False``; later haliax and namedax default to
+    ``out_first=True`` (PyTorch's). The layout changes the weight's axis order, not the result.
+    """
+
+    @classmethod
+    def init(cls, In: Any, Out: Any, *, key: Any, dot_general: Any = None, **kwargs: Any) -> Linear:  # type: ignore[override]
+        """`namedax.nn.Linear.init`, refusing a non-None ``dot_general``.
+
+        Examples:
+            >>> import jax
+            >>> import namedax.compat.haliax as hax
+            >>> lin = hax.nn.Linear.init(hax.Axis("x", 3), hax.Axis("y", 2), key=jax.random.key(0), dot_general=None)
+            >>> lin.weight.axes
+            (Axis('y', 2), Axis('x', 3))
+        """
+        _no_dot_general(dot_general, "Linear.init")
+        return super().init(In, Out, key=key, **kwargs)
 
 
 class MLP(_nn.MLP):
@@ -64,8 +91,7 @@ class MLP(_nn.MLP):
             >>> [layer.Out for layer in mlp.layers]
             [Axis('m', 4), Axis('m2', 4), Axis('y', 2)]
         """
-        if dot_general is not None:
-            raise TypeError("MLP.init: `dot_general` is not supported by namedax (it has no quantised dot)")
+        _no_dot_general(dot_general, "MLP.init")
         return super().init(Input, Output, width, depth, activation, key=key, use_bias=use_bias,
                             use_final_bias=use_final_bias, **kwargs)  # fmt: skip
 

@@ -6,7 +6,6 @@ from ....nn import (
     Dropout as Dropout,
     Embedding as Embedding,
     LayerNorm as LayerNorm,
-    Linear as Linear,
     RmsNorm as RmsNorm,
     celu as celu,
     dropout as dropout,
@@ -37,6 +36,7 @@ from ....nn import (
     swish as swish,
 )
 from .._nn import (
+    Linear as Linear,
     BlockSeq as BlockSeq,
     MLP as MLP,
     Stacked as Stacked,
