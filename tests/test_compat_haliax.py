@@ -71,6 +71,17 @@ def test_rearrange_string_merges_and_splits():
     assert renamed.axes == (H, W, hax.Axis("depth", 4))
 
 
+def test_rearrange_string_two_splits_and_several_ellipses():
+    a = _arr(6, 4, 5)
+    x = hax.named(a, ("Q", "W", "B"))
+    out = hax.rearrange(x, "{(Q: b h) (W: e f)} -> ... b e h f", b=2, e=2)  # sizes h=3, f=2 inferred
+    assert [(ax.name, ax.size) for ax in out.axes] == [("B", 5), ("b", 2), ("e", 2), ("h", 3), ("f", 2)]
+    np.testing.assert_array_equal(out.array, jnp.transpose(a.reshape(2, 3, 2, 2, 5), (4, 0, 2, 1, 3)))
+    y = hax.named(_arr(2, 3, 4, 5, 6), ("b", "d", "h", "w", "c"))
+    # haliax's greedy rule: b goes to the first `...`, w to the next empty one
+    assert [ax.name for ax in hax.rearrange(y, "b d h w c -> d ... c ... h").axes] == ["d", "b", "c", "w", "h"]
+
+
 def test_rearrange_string_errors_name_the_problem():
     x = hax.ones((H, W, D))
     with pytest.raises(ValueError, match="not bound"):

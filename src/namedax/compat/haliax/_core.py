@@ -36,8 +36,10 @@ from ...ops import _shape
 def rearrange_for_partial_order(partial_order: Sequence[Any], axes: Sequence[Any]) -> tuple[Any, ...]:
     """Order ``axes`` to fit ``partial_order``, which may hold several ``...`` (haliax's rule).
 
-    The listed axes keep their listed order; each unlisted axis goes into the first ``...`` after the
-    last listed axis that precedes it in ``axes``. Without ``...`` the order must list every axis.
+    The listed axes keep their listed order; an unlisted axis goes into the ``...`` slot that was
+    current when it was met in ``axes``: at first the first ``...``, and after each listed axis the
+    first still empty ``...`` behind it (haliax's greedy rule). Without ``...`` the order must list
+    every axis.
 
     Args:
         partial_order: axes or names, and ``...`` any number of times.
@@ -72,18 +74,17 @@ def rearrange_for_partial_order(partial_order: Sequence[Any], axes: Sequence[Any
         return tuple(axes[names.index(n)] for n in listed)
     slots: list[list[str]] = [[] if a is Ellipsis else [axis_name(a)] for a in partial_order]
 
-    def next_free(start: int) -> int:
-        return next((i for i in range(start, len(slots)) if partial_order[i] is Ellipsis), -1)
+    def next_empty(start: int) -> int | None:
+        return next((i for i in range(start, len(slots)) if not slots[i]), None)
 
-    target = next_free(0)
+    target = next_empty(0)
     for n in names:
-        if n in listed:
+        if n in listed:  # later unlisted axes go to the first still empty `...` after this one
             pos = next(i for i, s in enumerate(slots) if partial_order[i] is not Ellipsis and s == [n])
-            after = next_free(builtins.max(pos + 1, target))
-            target = after if after >= 0 else target
+            after = next_empty(builtins.max(pos + 1, target or 0))
+            target = target if after is None else after
         else:
-            if target < 0:  # no `...` after the listed axes: haliax puts it in the last one
-                target = builtins.max(i for i, a in enumerate(partial_order) if a is Ellipsis)
+            assert target is not None  # there is a `...`, and the first one was empty
             slots[target].append(n)
     return tuple(axes[names.index(n)] for n in sum(slots, []))
 

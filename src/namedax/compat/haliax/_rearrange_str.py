@@ -65,8 +65,6 @@ def _side(expr: str, toks: list[str]) -> tuple[list[Any], bool]:
             i += 1
         else:
             raise _error(expr, f"unexpected {t!r}")
-    if caps.count(Ellipsis) > 1 and not unordered:
-        raise _error(expr, "an ordered side may hold `...` once")
     return caps, unordered
 
 
@@ -88,6 +86,8 @@ def rearrange_string(x: NamedArray, expr: str, bindings: Mapping[str, Any]) -> N
         raise _error(expr, "expected one `->`")
     arrow = toks.index("->")
     lhs, unordered = _side(expr, toks[:arrow])
+    if lhs.count(Ellipsis) > 1 and not unordered:
+        raise _error(expr, "an ordered left side may hold `...` once")
     rhs, rhs_unordered = _side(expr, toks[arrow + 1 :])
     if rhs_unordered:
         raise _error(expr, "the right side cannot be unordered (`{...}`)")
@@ -113,15 +113,15 @@ def rearrange_string(x: NamedArray, expr: str, bindings: Mapping[str, Any]) -> N
             aliases[c] = actual
             continue
         # 2. a split: sizes from the bindings, one may be inferred
-        size = x.axes[names.index(actual)].size
+        ax = next(a for a in x.axes if a.name == actual)  # x changes with each split: look up by name
         parts = [(_new_axis_name(p, bindings), bindings.get(p)) for p in c[1]]
         sizes = [b.size if type(b) is Axis else b if isinstance(b, int) else None for _, b in parts]
         known = 1
         for s in sizes:
             known *= s if s is not None else 1
-        if sizes.count(None) > 1 or known == 0 or size % known:
-            raise _error(expr, f"cannot split {x.axes[names.index(actual)]} into {c[1]} with sizes {dict(bindings)}")
-        sizes = [s if s is not None else size // known for s in sizes]
+        if sizes.count(None) > 1 or known == 0 or ax.size % known:
+            raise _error(expr, f"cannot split {ax} into {c[1]} with sizes {dict(bindings)}")
+        sizes = [s if s is not None else ax.size // known for s in sizes]
         x = _shape.unflatten_axis(x, actual, tuple(Axis(n, s) for (n, _), s in zip(parts, sizes, strict=True)))
         aliases.update({p: n for p, (n, _) in zip(c[1], parts, strict=True)})
     # 3. the right side's order, then its merges
