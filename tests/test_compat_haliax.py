@@ -239,6 +239,34 @@ def test_stacked_haliax_keywords_and_plain_per_layer_keys():
     np.testing.assert_allclose(seq.fold(hax.named(x0, E), key=call_keys).array, want, rtol=1e-5)
 
 
+class _Scaled(eqx.Module):
+    weight: nx.NamedArray
+
+    @classmethod
+    def init(cls, E, *, key):
+        return cls(nx.random.normal(key, E))
+
+    def __call__(self, x, scale, *, key):
+        y = x * self.weight * scale + jax.random.normal(key, ())
+        return y, hax.sum(y)
+
+
+def test_stacked_and_blockseq_scan_slice_plain_arrays_like_haliax():
+    Block, E = hax.Axis("block", 3), hax.Axis("e", 2)
+    init_keys, call_keys = jax.random.split(jax.random.PRNGKey(0), 3), jax.random.split(jax.random.PRNGKey(1), 3)
+    scale = jnp.array([1.0, 2.0, 3.0])  # a plain per-layer array: layer i gets scale[i]
+    want_x, want_ys = jnp.ones(2), []
+    for i in range(3):
+        want_x = want_x * jax.random.normal(init_keys[i], (2,)) * scale[i] + jax.random.normal(call_keys[i], ())
+        want_ys.append(want_x.sum())
+    for cls in (hax.nn.Stacked, hax.nn.BlockSeq):
+        stack = cls.init(Block, _Scaled)(E, key=init_keys)
+        x, ys = stack.scan(hax.ones(E), scale, key=call_keys)
+        np.testing.assert_allclose(x.array, want_x, rtol=1e-5)
+        assert ys.axes == (Block,)
+        np.testing.assert_allclose(ys.array, jnp.stack(want_ys), rtol=1e-5)
+
+
 def test_standardize_and_losses_match_jax():
     a = _arr(2, 3)
     x = hax.named(a, ("b", "c"))
