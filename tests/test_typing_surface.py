@@ -87,7 +87,8 @@ _CALLS = {
     "any": ("b",), "all": ("b",), "argmax": ("b",), "argmin": ("b",), "cumsum": ("b",), "cumprod": ("b",),
     "sort": ("b",), "argsort": ("b",), "flatten_axes": (("a", "b"), "ab"), "unflatten_axis": ("b", {"c": 3}),
     "split": ("b", [1, 2]), "unbind": ("a",), "take": ("b", 1), "roll": (1, "b"), "pad": ({"b": 1},),
-    "round": (), "clip": (2, 5), "conj": (),
+    "round": (), "clip": (2, 5), "conj": (), "ravel": ("ab",), "slice": ({"b": 1}, {"b": 2}),
+    "updated_slice": ({"b": 1}, nx.named(np.array([[7.0], [8.0]]), ("a", "b"))),
 }  # fmt: skip
 
 

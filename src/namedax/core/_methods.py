@@ -138,6 +138,10 @@ class ArrayMethods:
         """`namedax.unbind` of this array."""
         return (_ops or _load_ops()).unbind(self, axis)
 
+    def ravel(self, new_axis: AxisSelector) -> NamedArray:
+        """`namedax.ravel` of this array."""
+        return (_ops or _load_ops()).ravel(self, new_axis)
+
     def take(self, axis: AxisSelector, index: Any, *, mode: str | None = None, fill_value: Any = None) -> NamedArray:
         """`namedax.take` of this array."""
         return (_ops or _load_ops()).take(self, axis, index, mode=mode, fill_value=fill_value)
@@ -156,6 +160,15 @@ class ArrayMethods:
     ) -> NamedArray:
         """`namedax.pad` of this array."""
         return (_ops or _load_ops()).pad(self, pad_width, mode, constant_values=constant_values, **kwargs)
+
+    # ---- dynamic slicing (ops/_dynamic_slice.py) ----
+    def slice(self, start: Mapping[AxisSelector, Any], length: Mapping[AxisSelector, int]) -> NamedArray:
+        """`namedax.slice` of this array."""
+        return (_ops or _load_ops()).slice(self, start, length)
+
+    def updated_slice(self, start: Mapping[AxisSelector, Any], update: NamedArray) -> NamedArray:
+        """`namedax.updated_slice` of this array."""
+        return (_ops or _load_ops()).updated_slice(self, start, update)
 
     # ---- elementwise (ops/_elementwise.py) ----
     def round(self, decimals: int = 0) -> NamedArray:

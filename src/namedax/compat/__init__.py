@@ -1,0 +1,1 @@
+"""Adapters for code written against other named-axis libraries: `namedax.compat.haliax`."""

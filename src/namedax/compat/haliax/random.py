@@ -1,0 +1,26 @@
+"""``haliax.random``: `namedax.random`, whose functions take haliax's ``(key, shape, ...)`` (re-exports)."""
+
+from ...random import (
+    bernoulli as bernoulli,
+    beta as beta,
+    categorical as categorical,
+    cauchy as cauchy,
+    choice as choice,
+    exponential as exponential,
+    gamma as gamma,
+    gumbel as gumbel,
+    laplace as laplace,
+    loggamma as loggamma,
+    logistic as logistic,
+    normal as normal,
+    pareto as pareto,
+    permutation as permutation,
+    poisson as poisson,
+    rademacher as rademacher,
+    randint as randint,
+    split as split,
+    t as t,
+    truncated_normal as truncated_normal,
+    uniform as uniform,
+    weibull_min as weibull_min,
+)
