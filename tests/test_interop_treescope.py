@@ -117,5 +117,10 @@ def test_repr_of_traced_and_abstract_arrays():
     assert seen == ["NamedArray(int32{'a': 2, 'b': 3}, traced)"]
 
 
+def test_repr_of_prng_keys_is_one_line():
+    keys = nx.random.split(jax.random.key(0), nx.Axis("layers", 3))
+    assert repr(keys) == f"NamedArray({keys.dtype}{{'layers': 3}})"
+
+
 def test_axis_renders_by_name_and_size():
     assert treescope.render_to_text(nx.Axis("embed", 8)) == "Axis(name='embed', size=8)"

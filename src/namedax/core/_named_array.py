@@ -366,8 +366,8 @@ class NamedArray(ArrayMethods):
         if isinstance(arr, jax.Array) and not isinstance(arr, jax.core.Tracer):
             if arr.is_deleted():
                 return f"NamedArray({arr.dtype}{self.shape}, deleted)"
-            if arr.size > REPR_MAX_VALUES:
-                return f"NamedArray({arr.dtype}{self.shape})"
+            if arr.size > REPR_MAX_VALUES or jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
+                return f"NamedArray({arr.dtype}{self.shape})"  # PRNG keys have no numpy values to show
             body = np.array2string(np.asarray(arr), separator=", ", prefix="  array=")
             return f"NamedArray({self.shape}, dtype={arr.dtype},\n  array={body})"
         if isinstance(arr, jax.core.Tracer | jax.ShapeDtypeStruct):
