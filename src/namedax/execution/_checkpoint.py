@@ -37,15 +37,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..core._digest import code_digest, digest, stable_repr
+from ..core._digest import Unfingerprintable, code_digest, digest, digest_of, stable_repr
 
 _log = logging.getLogger("namedax.execution")
 
 _MANIFEST = "manifest.json"
 _META = "namedax_block"  # the npz member recording the block's sweep, range and content hash
 _LOCK = ".namedax-lock"  # flock'ed by the writing run, for the whole run; holds its pid
-_FORMAT = "namedax-sweep/4"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
-# 4: owner lock, pid-named temps, blocks bound to their range and content
+_FORMAT = "namedax-sweep/5"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
+# 4: owner lock, pid-named temps, blocks bound to their range and content; 5: digests by content, checkpoint_key
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
@@ -313,6 +313,10 @@ def _which_space_parts(old: dict, new: dict) -> str:
 def _which_arguments(old: dict, new: dict) -> str:
     """Which of the model's extra arguments differ, from the manifests' per-argument digests."""
     o, n = old["argument_digests"], new["argument_digests"]
+    if "key" in o or "key" in n:
+        if "key" in o and "key" in n:
+            return "another checkpoint_key"
+        return f"checkpoint_key given {'then, not now' if 'key' in o else 'now, not then'}"
     out = []
     oa, na = o.get("args", []), n["args"]
     if len(oa) != len(na):
@@ -326,28 +330,61 @@ def _which_arguments(old: dict, new: dict) -> str:
     return ", ".join(out) or "the model's own leaves differ"
 
 
-def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None) -> dict:
+def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None, *, op: str = "run",
+             key: str | None = None) -> dict:
     """The manifest of a sweep: everything that must match for a checkpoint to be resumed.
 
-    The model and its extra arguments get one digest as a whole (``arguments``: structure, static
-    leaves, array contents) and one each (only to say which differ); the model and the callables
+    The model and its extra arguments get one digest as a whole (``arguments``: structure and
+    content, see `Fingerprint`) and one each (only to say which differ); the model and the callables
     among its arguments a digest of their code (see `code_digest`); the space one per part (to say
-    which differs)."""
+    which differs). With ``key`` (the executors' ``checkpoint_key``) the user's string stands for
+    the model's arguments instead of their content, and unreadable values in the code stand as
+    their types. Without it, an argument whose content cannot be read is refused (`_unreadable`)."""
     kwargs = kwargs or {}
     callables = [model, *(x for x in jax.tree.leaves((model, args, kwargs)) if callable(x))]
-    parts = space._digests()
+    try:
+        parts = space._digests()
+    except Unfingerprintable as e:
+        raise _unreadable(op, "the space's state", e) from None
+    if key is not None:
+        arguments = digest_of(key, "checkpoint_key")
+        per = {"args": [], "kwargs": {}, "key": arguments[:16]}
+        code = code_digest(callables, strict=False)
+    else:
+        per = {"args": [], "kwargs": {}}
+        for i, a in enumerate(args):
+            per["args"].append(_part(op, a, f"args[{i}]", f"positional argument {i}")[:16])
+        for k, v in kwargs.items():
+            per["kwargs"][k] = _part(op, v, f"kwargs[{k!r}]", f"keyword argument {k!r}")[:16]
+        arguments = _part(op, (model, args, kwargs), "(model, args, kwargs)", "the model")
+        try:
+            code = code_digest(callables)
+        except Unfingerprintable as e:
+            raise _unreadable(op, "the model's code (or a callable among its arguments)", e) from None
     return {
         "format": _FORMAT,
-        "space": space.fingerprint(),
+        "space": digest(sorted(parts.items())),
         "space_digests": parts,
         "space_repr": repr(space),
         "N": space.N,
         "outputs": layout.describe(),
         "model": stable_repr(model),
-        "code": code_digest(callables),
-        "arguments": digest((model, args, kwargs)),
-        "argument_digests": {
-            "args": [digest(a)[:16] for a in args],
-            "kwargs": {k: digest(v)[:16] for k, v in kwargs.items()},
-        },
+        "code": code,
+        "arguments": arguments,
+        "argument_digests": per,
     }
+
+
+def _part(op: str, value: Any, path: str, what: str) -> str:
+    try:
+        return digest_of(value, path)
+    except Unfingerprintable as e:
+        raise _unreadable(op, what, e) from None
+
+
+def _unreadable(op: str, what: str, e: Unfingerprintable) -> TypeError:
+    return TypeError(
+        f"{op}: cannot checkpoint this sweep: {what} holds {e.path} (a {e.kind}), which {e.why}, so a changed "
+        "value could not be told from this one and a checkpoint of another sweep could be resumed. Pass it as an "
+        "array (or a PyTree, dataclass or object of readable fields), or give checkpoint_key='...' (a string you "
+        "change whenever the model's arguments change: it then identifies them instead of their content)")

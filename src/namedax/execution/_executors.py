@@ -37,6 +37,21 @@ def _check_common(op: str, model, statespace, progress) -> None:
         raise TypeError(f"{op}: `progress` must be a bool, got {progress!r}")
 
 
+def _check_checkpoint(op: str, checkpoint_dir, checkpoint_key) -> None:
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
+        raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
+    if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
+        raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
+                         "one) or None for no checkpoint")
+    if checkpoint_key is not None and not isinstance(checkpoint_key, str):
+        raise TypeError(f"{op}: `checkpoint_key` must be a string or None, got {type(checkpoint_key).__name__}: "
+                        f"{checkpoint_key!r}")
+    if checkpoint_key is not None and checkpoint_dir is None:
+        raise ValueError(f"{op}: `checkpoint_key` is given without `checkpoint_dir`; it only names a checkpointed "
+                         "sweep's arguments: pass checkpoint_dir too, or drop it")
+
+
 def _count(op: str, value, what: str) -> int | None:
     if value is None:
         return None
@@ -86,18 +101,24 @@ class ParallelExecution:
             all, across every process when ``jax.distributed`` is initialised.
         checkpoint_dir: a directory where every finished block is written; a run that finds
             blocks of the same sweep there resumes from them (see `run`).
+        checkpoint_key: a string that identifies the model's arguments (``*args``, ``**kwargs``
+            and the model's own fields) in the checkpoint instead of their content. Needed only when
+            an argument's content cannot be read (a lock, a generator, an opaque C object: the run
+            refuses and says which); change the key whenever those arguments change.
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
-        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``
-            and ``progress`` are always the executor's own: a model keyword argument of one of
+        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
+            ``checkpoint_key`` and ``progress`` are always the executor's own: a model keyword argument of one of
             these names cannot be passed here (it would silently set the executor's option); bind
             it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
-            ``checkpoint_dir`` is not a path, ``progress`` is not a bool.
-        ValueError: ``n_vmap < 1``, ``n_pmap < 1`` or more than the available devices (the message
-            lists them); in a multi-process run, ``n_pmap`` not a multiple of the processes.
+            ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string, ``progress`` is
+            not a bool.
+        ValueError: ``checkpoint_key`` without ``checkpoint_dir``; ``n_vmap < 1``, ``n_pmap < 1``
+            or more than the available devices (the message lists them); in a multi-process run,
+            ``n_pmap`` not a multiple of the processes.
 
     Examples:
         The example of the reference implementation (tvboptim), with namedax's modules:
@@ -141,8 +162,8 @@ class ParallelExecution:
     """
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
-                 n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-                 **kwargs: Any):
+                 n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None,
+                 checkpoint_key: str | None = None, progress: bool = True, **kwargs: Any):
         op = "ParallelExecution"
         _check_common(op, model, statespace, progress)
         n_vmap = _count(op, n_vmap, "n_vmap")
@@ -154,12 +175,7 @@ class ParallelExecution:
             raise ValueError(f"{op}: `n_pmap` (devices to use) must be in [1, {jax.device_count()}], got {n_pmap}; "
                              f"{_available()} (n_pmap=None uses all; on CPU, force more with XLA_FLAGS="
                              "--xla_force_host_platform_device_count=N set before importing jax)")
-        if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
-            raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
-                            f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
-        if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
-            raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
-                             "one) or None for no checkpoint")
+        _check_checkpoint(op, checkpoint_dir, checkpoint_key)
         self._devices = _select_devices(op, n_pmap)
         if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
             raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
@@ -171,6 +187,7 @@ class ParallelExecution:
         self.n_vmap = n_vmap
         self.n_pmap = n_pmap
         self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_key = checkpoint_key
         self.progress = bool(progress)
 
     @property
@@ -212,7 +229,7 @@ class ParallelExecution:
         arrays = layout.allocate(n)
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
-            man = manifest(space, layout, model, self.args, self.kwargs)
+            man = manifest(space, layout, model, self.args, self.kwargs, op=op, key=self.checkpoint_key)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
         try:
             if ckpt is not None:
