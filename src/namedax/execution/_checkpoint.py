@@ -4,7 +4,9 @@ Layout of ``checkpoint_dir``::
 
     manifest.json                            what is swept: space fingerprint, outputs, model, arguments
     block-<start:020d>-<stop:020d>.npz       the outputs of points [start, stop), one array per leaf, and a
-                                             record (member ``namedax_block``): sweep id, range, blake2b of the arrays
+                                             record (member ``namedax_block``): sweep id, range, blake2b of the arrays,
+                                             dtype names (bfloat16, float8, int4 ... leaves are stored as
+                                             their bit patterns, which ``.npy`` keeps losslessly)
     .namedax-lock                            flock'ed by the run that owns the directory; holds its pid
 
 A block file is written to a temporary name (``.namedax-tmp-<pid>-...``) in the same directory,
@@ -149,10 +151,32 @@ class Checkpoint:
             return
         stop = start + count
         leaves = [np.ascontiguousarray(a) for a in leaves]
-        meta = {"sweep": self.sweep, "start": start, "stop": stop, "hash": _block_hash(self.sweep, start, stop, leaves)}
+        meta = {"sweep": self.sweep, "start": start, "stop": stop, "hash": _block_hash(self.sweep, start, stop, leaves),
+                "dtypes": [a.dtype.name for a in leaves]}
         tag = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        stored = [_bits(a) for a in leaves]
         _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz",
-                      lambda f: np.savez(f, *leaves, **{_META: tag}))
+                      lambda f: np.savez(f, *stored, **{_META: tag}))
+
+
+def _portable(dtype: np.dtype) -> bool:
+    """Whether ``.npy`` files keep this dtype (bfloat16, float8, int4 ... of ml_dtypes come back as void)."""
+    try:
+        return np.lib.format.descr_to_dtype(np.lib.format.dtype_to_descr(dtype)) == dtype
+    except Exception:
+        return False
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """``a`` as stored: itself, or its bit pattern as unsigned ints (its dtype name is in the record)."""
+    return a if _portable(a.dtype) else a.view(f"u{a.dtype.itemsize}")
+
+
+def _unbits(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """A stored leaf back in ``dtype``: a bit pattern is viewed as the dtype its record names."""
+    if _portable(dtype) or a.dtype != np.dtype(f"u{dtype.itemsize}") or name != dtype.name:
+        return a
+    return a.view(dtype)
 
 
 def _sweep_id(manifest: dict) -> str:
@@ -197,6 +221,10 @@ def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, 
         return "was written by another sweep"
     if (meta.get("start"), meta.get("stop")) != (start, stop):
         return f"holds points [{meta.get('start')}, {meta.get('stop')}), not the [{start}, {stop}) of its name"
+    dtypes = meta.get("dtypes")
+    if not isinstance(dtypes, list) or len(dtypes) != len(arrays):
+        return "has a record without the dtypes of its leaves"
+    leaves = [_unbits(a, dst.dtype, name) for a, dst, name in zip(leaves, arrays, dtypes, strict=True)]
     for k, (a, dst, shape) in enumerate(zip(leaves, arrays, want, strict=True)):
         if a.shape != shape or a.dtype != dst.dtype:
             return f"has leaf {k} of {a.dtype}{list(a.shape)}, expected {dst.dtype}{list(shape)}"
