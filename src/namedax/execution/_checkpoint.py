@@ -111,11 +111,7 @@ class Checkpoint:
         mpath = path / _MANIFEST
         blocks = [(m, f) for f in sorted(os.listdir(path)) if (m := _BLOCK.match(f))]
         if mpath.exists():
-            try:
-                old = json.loads(mpath.read_text())
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{op}: cannot read the checkpoint manifest {str(mpath)!r}: {e}") from None
-            _compare(op, path, old, manifest)
+            _compare(op, path, _read_manifest(op, mpath, manifest), manifest)
         else:
             if blocks:
                 raise ValueError(f"{op}: checkpoint_dir {str(path)!r} holds block files but no {_MANIFEST}; "
@@ -295,6 +291,24 @@ def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     return out
 
 
+def _read_manifest(op: str, mpath: pathlib.Path, new: dict) -> dict:
+    """The manifest on disk, or an error naming the file if it is not a readable namedax manifest."""
+    fix = "it is damaged or not namedax's; pass another checkpoint_dir or delete it"
+    try:
+        old = json.loads(mpath.read_text())
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested thousands deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"{op}: cannot read the checkpoint manifest {str(mpath)!r} ({why}); {fix}") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} holds a JSON {type(old).__name__}, not an "
+                         f"object; {fix}")
+    if old.get("format") == _FORMAT:  # (an older format is refused by name in `_compare`)
+        bad = [k for k, v in new.items() if type(old.get(k)) is not type(v)]
+        if bad:
+            raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} lacks or mistypes {bad}; {fix}")
+    return old
+
+
 def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
     where = f"checkpoint_dir {str(path)!r}"
     if old.get("format") != _FORMAT:
@@ -306,7 +320,7 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
             f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
             f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
             f"{new['space_repr']} (fingerprint {new['space'][:12]}...); they differ in "
-            f"{_which_space_parts(old, new)}; pass another checkpoint_dir or delete it"
+            f"{_which(_which_space_parts, old, new)}; pass another checkpoint_dir or delete it"
         )
     if old.get("outputs") != new["outputs"]:
         raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
@@ -320,7 +334,14 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
                          f"{new['model']!r}); pass another checkpoint_dir or delete it")
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
-                         f"({_which_arguments(old, new)}); pass another checkpoint_dir or delete it")
+                         f"({_which(_which_arguments, old, new)}); pass another checkpoint_dir or delete it")
+
+
+def _which(explain, old: dict, new: dict) -> str:
+    try:
+        return explain(old, new)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a hand-edited manifest: no details
+        return "parts the damaged manifest cannot tell"
 
 
 def _which_space_parts(old: dict, new: dict) -> str:
