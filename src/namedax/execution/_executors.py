@@ -15,7 +15,7 @@ from ..spaces._base import AbstractSpace
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
-from ._results import Layout, Results
+from ._results import Layout, OutputError, Results
 
 ModelError.__module__ = "namedax.execution"  # its public home, in tracebacks
 
@@ -215,6 +215,8 @@ class ParallelExecution:
             ModelError: the model raised, or could not be traced, on a point (the message names it;
                 a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
                 down to the failing point).
+            TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
+                ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
             ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
                 model or arguments), is in use by another running sweep, or cannot be written.
         """
@@ -223,6 +225,8 @@ class ParallelExecution:
         dyn, static = _e.split(model, self.args, self.kwargs)
         try:
             layout, arr_struct = _e.output_layout(static, space, dyn)
+        except OutputError as e:
+            raise TypeError(f"{op}: {e}") from None
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
@@ -334,12 +338,15 @@ class SequentialExecution:
         Raises:
             ModelError: the model raised on a point, or (when run without jit) returned a different
                 structure, shape or dtype at some point than at point 0; the message names the point.
+            TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key.
         """
         op = "SequentialExecution"
         space, model = self.statespace, self.model
         dyn, static = _e.split(model, self.args, self.kwargs)
         try:
             layout, _ = _e.output_layout(static, space, dyn)
+        except OutputError as e:
+            raise TypeError(f"{op}: {e}") from None
         except Exception as e:
             err = _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)
             if err.point is not None:  # the model itself raised
@@ -391,7 +398,10 @@ class SequentialExecution:
                     raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
                                      f"{_e.short_error(e)}", i) from e
                 out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
-                here = Layout(out)
+                try:
+                    here = Layout(out)
+                except OutputError as e:
+                    raise TypeError(f"{op}: on {_e.describe_point(space, i)}, {e}") from None
                 if layout is None:
                     layout, first = here, here.describe()
                     arrays = layout.allocate(space.N)

@@ -42,6 +42,11 @@ def _wrap(value, kind) -> Any:
     return value
 
 
+class OutputError(TypeError):
+    """A model output the sweep cannot store (no array at all, a typed PRNG key); the executors
+    prefix the message with their name."""
+
+
 class Layout:
     """The structure of one point's output: entries (plain arrays, NamedArrays, static values) of a
     PyTree, and the shape and dtype of every array leaf (without the leading point dimension)."""
@@ -59,6 +64,10 @@ class Layout:
             if isinstance(e, Parameter):  # a Parameter stands for its value, in outputs too
                 e = e.value
             arr = e.array if _is_named(e) else e
+            if _is_arraylike(arr) and jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
+                raise OutputError(f"the model returns a typed PRNG key at {path or 'output'} ({arr.dtype}"
+                                  f"{list(arr.shape)}); outputs are stored as numbers: return "
+                                  "jax.random.key_data(key) instead (jax.random.wrap_key_data rebuilds the key)")
             if _is_arraylike(arr):
                 k = len(self.shapes)
                 self.shapes.append(tuple(arr.shape))
@@ -67,6 +76,11 @@ class Layout:
                 self.kinds.append((_ARRAY, k, e.axes if _is_named(e) else None))
             else:
                 self.kinds.append((_STATIC, e))
+        if not self.shapes:
+            text = stable_repr(example)
+            raise OutputError(f"the model returned {text[:200]}{'...' if len(text) > 200 else ''}, which holds no "
+                              "array; a model must return an array, a NamedArray or a PyTree (dict, tuple, ...) "
+                              "holding at least one (other leaves pass through as static values)")
 
     @property
     def bytes_per_point(self) -> int:

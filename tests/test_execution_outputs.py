@@ -1,0 +1,56 @@
+"""Model outputs a sweep cannot store are refused before the sweep, saying what the model returned (issue 18)."""
+
+import jax
+import numpy as np
+import pytest
+
+from namedax.execution import ParallelExecution, SequentialExecution
+from namedax.spaces import GridSpace
+from test_execution_executors import P
+
+
+def space():
+    return GridSpace({"a": P("a", 0.0, 1.0)}, n=3)
+
+
+def eager_none(s):
+    if float(s["a"]) > 2.0:  # Python control flow: SequentialExecution runs it without jit
+        return s["a"]
+    return None
+
+
+@pytest.mark.parametrize("ex", [ParallelExecution, SequentialExecution])
+@pytest.mark.parametrize("out, text", [(None, "None"), ({}, r"\{\}"), ((), r"\(\)"), ({"tag": "x"}, r"\{'tag': 'x'\}")])
+def test_no_array_output(ex, out, text):
+    calls = []
+
+    def model(s):
+        calls.append(1)
+        return out
+
+    with pytest.raises(TypeError, match=rf"{ex.__name__}: the model returned {text}, which holds no array; a model must "
+                       "return an array"):
+        ex(model, space(), progress=False).run()
+    assert len(calls) <= 1  # refused when traced once, before the sweep
+
+
+def test_no_array_output_eager():
+    with pytest.raises(TypeError, match=r"SequentialExecution: on point 0 \(a=0\), the model returned None"):
+        SequentialExecution(eager_none, space(), progress=False).run()
+
+
+@pytest.mark.parametrize("ex", [ParallelExecution, SequentialExecution])
+def test_typed_key_output(ex):
+    def model(s):
+        return {"k": jax.random.fold_in(jax.random.key(0), 1), "y": s["a"]}
+
+    with pytest.raises(TypeError, match=rf"{ex.__name__}: the model returns a typed PRNG key at k \(key<fry>\[\]\); "
+                       r"outputs are stored as numbers: return jax.random.key_data\(key\)"):
+        ex(model, space(), progress=False).run()
+
+
+def test_key_data_output_works():
+    key = jax.random.key(0)
+    out = ParallelExecution(lambda s: jax.random.key_data(key) + 0 * s["a"].astype("uint32"), space(),
+                            progress=False).run()
+    np.testing.assert_array_equal(np.asarray(out[:]), np.tile(np.asarray(jax.random.key_data(key)), (3, 1)))
