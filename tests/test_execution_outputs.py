@@ -28,8 +28,8 @@ def test_no_array_output(ex, out, text):
         calls.append(1)
         return out
 
-    with pytest.raises(TypeError, match=rf"{ex.__name__}: the model returned {text}, which holds no array; a model must "
-                       "return an array"):
+    with pytest.raises(TypeError, match=rf"{ex.__name__}: the model returned {text}, which holds no array; a model "
+                       "must return an array"):
         ex(model, space(), progress=False).run()
     assert len(calls) <= 1  # refused when traced once, before the sweep
 
@@ -54,3 +54,28 @@ def test_key_data_output_works():
     out = ParallelExecution(lambda s: jax.random.key_data(key) + 0 * s["a"].astype("uint32"), space(),
                             progress=False).run()
     np.testing.assert_array_equal(np.asarray(out[:]), np.tile(np.asarray(jax.random.key_data(key)), (3, 1)))
+
+
+@pytest.mark.parametrize("ex", [ParallelExecution, SequentialExecution])
+def test_a_sweep_too_large_for_memory_is_refused_before_it_starts(ex):
+    calls = []
+
+    def model(s):
+        calls.append(1)
+        return s["a"] + s["b"]
+
+    huge = GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", 0.0, 1.0)}, n=10**6)  # 1e12 points, 3.64 TiB of float32
+    with pytest.raises(ValueError, match=rf"{ex.__name__}: the outputs of the 1,000,000,000,000 points take 3.64 TiB "
+                       r"\(4 bytes per point\), more than the .* of memory available; stream them to disk with "
+                       r"store=\"results.zarr\", or sweep a smaller space"):
+        ex(model, huge, progress=False).run()
+    assert len(calls) <= 1
+
+
+def test_memory_limit_can_be_set(monkeypatch):
+    monkeypatch.setenv("NAMEDAX_RESULTS_MAX_BYTES", "40")
+    out = ParallelExecution(lambda s: s["a"], GridSpace({"a": P("a", 0.0, 1.0)}, n=10), progress=False).run()
+    np.testing.assert_allclose(np.asarray(out[:]), np.linspace(0, 1, 10, dtype=np.float32))
+    with pytest.raises(ValueError, match="take 44 bytes .* more than the 40 bytes of memory allowed by "
+                       "NAMEDAX_RESULTS_MAX_BYTES"):
+        ParallelExecution(lambda s: s["a"], GridSpace({"a": P("a", 0.0, 1.0)}, n=11), progress=False).run()

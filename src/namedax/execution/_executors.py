@@ -230,7 +230,7 @@ class ParallelExecution:
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        arrays = layout.allocate(n)
+        arrays = layout.allocate(n, op)
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
             man = manifest(space, layout, model, self.args, self.kwargs, op=op, key=self.checkpoint_key)
@@ -352,8 +352,8 @@ class SequentialExecution:
             if err.point is not None:  # the model itself raised
                 raise err  # its __cause__: the model's own error
             return self._run_eager()
+        arrays = layout.allocate(space.N, op)
         compiled = _e.compile_point(static, space, dyn)
-        arrays = layout.allocate(space.N)
         bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
 
         def fail(i: int, e: Exception) -> ModelError:
@@ -404,7 +404,7 @@ class SequentialExecution:
                     raise TypeError(f"{op}: on {_e.describe_point(space, i)}, {e}") from None
                 if layout is None:
                     layout, first = here, here.describe()
-                    arrays = layout.allocate(space.N)
+                    arrays = layout.allocate(space.N, op)
                 elif here.describe() != first:
                     raise ModelError(
                         f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
