@@ -167,3 +167,17 @@ def test_typing_spec_for_names_with_space_or_equals():
     assert not isinstance(nx.named(jnp.zeros(3), (nx.Axis("my axis", 3),)), f32["my axis"])  # two axes
     with pytest.raises(ValueError, match=r"the size in 'a=b' must be a non-negative int"):
         f32["a=b"]
+
+
+@pytest.mark.parametrize("value, low, high, shown", [(5.0, 0.0, 1.0, "5.0"), (-1, 0.0, None, "-1"),
+                                                     ([0.5, 2.0], 0.0, 1.0, r"float32\[2\] from 0.5 to 2.0")])
+def test_fixed_parameter_outside_its_bounds_is_refused(value, low, high, shown):
+    from namedax.spaces import Parameter
+
+    with pytest.raises(ValueError, match=rf"Parameter .a.: the value {shown} lies outside its bounds \[{low}, {high}"):
+        Parameter("a", value, low=low, high=high)
+    # free: a placeholder the spaces replace, not checked; fixed within bounds, unbounded, or traced: fine
+    Parameter("a", value, low=low, high=high, free=True)
+    Parameter("a", 0.5, low=0.0, high=1.0)
+    Parameter("a", value)
+    jax.jit(lambda v: Parameter("a", v, low=0.0, high=1.0).value)(jnp.float32(5.0))

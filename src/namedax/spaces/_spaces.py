@@ -18,6 +18,7 @@ from . import _gen as _g
 from ._base import (
     _MAX_N,
     AbstractSpace,
+    _check_bounds,
     _compute_dtype,
     _count,
     _default_float,
@@ -240,6 +241,7 @@ class UniformSpace(AbstractSpace):
         cdt = _default_float()
         out_dts = [_out_dtype(p.value) for p in params]
         shapes = [tuple(np.shape(p.value)) for p in params]
+        _check_bounds(op, params, out_dts, cdt)
         gen = _g.UniformGen(key, n, [p.low for p in params], [p.high for p in params], cdt, out_dts, shapes)
         info = tuple((p.name, p.low, p.high) for p in params)
         self._setup(state, treedef, paths, entries, free, gen, n, (Axis("sample", n),), info, keep_free=True)
@@ -372,6 +374,7 @@ class GridSpace(AbstractSpace):
         out_dts = [_out_dtype(p.value) for p in params]
         cdt = np.result_type(*[_compute_dtype(dt) for dt in out_dts])
         shapes = [tuple(np.shape(p.value)) for p in params]
+        _check_bounds(op, params, out_dts, cdt, ns, logs)
         gen = _g.GridGen(ns, [p.low for p in params], [p.high for p in params], logs, cdt, out_dts, shapes)
         axes = tuple(Axis(k, s) for k, s in zip(names, ns, strict=True))
         info = tuple((p.name, s, p.low, p.high, lg) for p, s, lg in zip(params, ns, logs, strict=True))
