@@ -79,3 +79,25 @@ def test_memory_limit_can_be_set(monkeypatch):
     with pytest.raises(ValueError, match="take 44 bytes .* more than the 40 bytes of memory allowed by "
                        "NAMEDAX_RESULTS_MAX_BYTES"):
         ParallelExecution(lambda s: s["a"], GridSpace({"a": P("a", 0.0, 1.0)}, n=11), progress=False).run()
+
+
+@pytest.mark.parametrize("ex, kw", [(ParallelExecution, {"n_vmap": 4}), (SequentialExecution, {})])
+def test_a_failing_point_is_reported_quietly(ex, kw, capfd, caplog):
+    import logging
+
+    import equinox as eqx
+
+    from namedax.execution import ModelError
+
+    def model(s):
+        return eqx.error_if(s["a"] * 1.0, s["a"] > 0.7, "a too large")
+
+    sp = GridSpace({"a": P("a", 0.0, 1.0)}, n=64)
+    with caplog.at_level(logging.DEBUG), pytest.raises(ModelError) as info:
+        ex(model, sp, progress=False, **kw).run()
+    first = int(np.argmax(np.linspace(0, 1, 64, dtype=np.float32) > 0.7))
+    assert info.value.point == first and str(info.value).endswith("a too large")
+    out, err = capfd.readouterr()
+    assert len((out + err).splitlines()) <= 2, out + err
+    assert not [r for r in caplog.records if "callback failed" in r.getMessage()]
+    assert logging.getLogger("jax._src.callback").filters == []  # restored after the run

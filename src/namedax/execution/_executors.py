@@ -370,16 +370,17 @@ class SequentialExecution:
 
         try:
             prev = None
-            for i in range(space.N):
-                try:
-                    out = compiled(space, space.block_start(i), dyn)
-                except Exception as e:
-                    raise fail(i, e) from e
+            with _e.quiet_callbacks():  # the failing point's error goes into the ModelError, not the log
+                for i in range(space.N):
+                    try:
+                        out = compiled(space, space.block_start(i), dyn)
+                    except Exception as e:
+                        raise fail(i, e) from e
+                    if prev is not None:
+                        store(*prev)
+                    prev = (i, out)
                 if prev is not None:
                     store(*prev)
-                prev = (i, out)
-            if prev is not None:
-                store(*prev)
         finally:
             if bar is not None:
                 bar.close()
