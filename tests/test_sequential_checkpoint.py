@@ -9,20 +9,7 @@ import pytest
 
 from namedax.execution import ModelError, ParallelExecution, SequentialExecution
 from namedax.execution import _engine as _e
-from test_execution_executors import P
-
-
-def space():
-    from namedax.spaces import GridSpace
-
-    return GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n={"a": 4, "b": 3})
-
-
-def reference():
-    a = np.linspace(0.0, 1.0, 4, dtype=np.float32)[:, None]
-    b = np.linspace(-1.0, 1.0, 3, dtype=np.float32)[None, :]
-    return (a * np.float32(2.0) + b).reshape(-1)
-
+from test_checkpoint_safety import reference, space
 
 calls = []
 
