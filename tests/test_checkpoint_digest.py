@@ -3,6 +3,7 @@ reads or a function in the state is another sweep; an unreadable one is refused 
 
 import dataclasses
 import importlib
+import logging
 import sys
 import threading
 
@@ -195,3 +196,17 @@ def test_huge_and_deep_structures_are_bounded(tmp_path):
         deep = [deep]
     with pytest.raises(TypeError, match=r"args\[0\].*nested deeper than"):
         run(tmp_path, deep)
+
+
+_log = logging.getLogger("namedax-test-i18")
+
+
+def logging_model(s):
+    _log.debug("point")  # runs while traced: the logger's level cache changes between runs
+    return s["a"] * 2.0
+
+
+def test_module_level_resources_do_not_change_the_digest(tmp_path):
+    run(tmp_path, m=logging_model)
+    _log.isEnabledFor(logging.INFO), _log.isEnabledFor(logging.ERROR)  # fills the Logger's cache
+    run(tmp_path, m=logging_model)  # resumes: the logger is identified by its repr, not its cache

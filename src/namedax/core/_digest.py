@@ -198,6 +198,9 @@ class Fingerprint:
       (``config.SCALE``), followed recursively; installed functions by name, defaults and closure
       (``optax.adam(1e-3)`` is a closure over its rate). Bound methods add their instance,
       ``functools.partial`` its arguments, wrappers (``jax.jit``) what they wrap.
+    - objects of installed classes (not dataclasses or attrs) by their repr when it is free of
+      memory addresses (a library's repr describes its object; its ``__dict__`` may hold run-time
+      caches, as a ``logging.Logger`` does), else by their fields.
     - anything else is readable only through a repr free of memory addresses; an object whose repr
       shows its address (a lock, a generator, a C object of default repr) raises `Unfingerprintable`,
       as do structures past `_MAX_NODES` objects or `_MAX_DEPTH` levels: never the type alone.
@@ -322,6 +325,11 @@ class Fingerprint:
             d.text(f"wraps {kind.__module__}.{kind.__qualname__}")
             visit(wrapped, f"{path}.__wrapped__", depth)
             return
+        if _is_library(kind.__module__) and not (dataclasses.is_dataclass(x) or hasattr(kind, "__attrs_attrs__")):
+            r = repr(x)  # an installed class's own repr says what it is; its __dict__ may hold run-time caches
+            if not _ADDRESS.search(r):  # (a Logger's level cache), which would make every run another sweep
+                d.text(f"{kind.__module__}.{kind.__qualname__}:{r}")
+                return
         fields = _fields(x)
         if fields is not None:
             d.text(f"object {kind.__module__}.{kind.__qualname__}")
