@@ -226,3 +226,41 @@ def test_a_crafted_huge_header_is_not_loaded(tmp_path, caplog):
         out = ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
     np.testing.assert_allclose(np.asarray(out[:]), reference(), rtol=1e-6)
     assert f"checkpoint block {b!r}" in caplog.text
+
+
+@pytest.mark.parametrize("text, why", [
+    ("[1, 2]", "holds a JSON list, not an object"),
+    ('"manifest"', "holds a JSON str, not an object"),
+    ("[" * 100_000 + "]" * 100_000, r"nested too deeply"),
+    ("{not json", "JSONDecodeError"),
+    ("drop outputs", r"lacks or mistypes \['outputs'\]"),
+    ("N as text", r"lacks or mistypes \['N'\]"),
+])
+def test_garbage_manifest_is_named(tmp_path, text, why):
+    import json
+
+    d = tmp_path / "ck"
+    ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+    man = json.loads((d / "manifest.json").read_text())
+    if text == "drop outputs":
+        del man["outputs"]
+        text = json.dumps(man)
+    elif text == "N as text":
+        man["N"] = "12"
+        text = json.dumps(man)
+    (d / "manifest.json").write_text(text)
+    with pytest.raises(ValueError, match=rf"ParallelExecution: .*checkpoint manifest '.*manifest.json'.*{why}.*"
+                       "pass another checkpoint_dir or delete it"):
+        ParallelExecution(model, space(), checkpoint_dir=d, progress=False).run()
+
+
+def test_damaged_argument_record_still_refuses_clearly(tmp_path):
+    import json
+
+    d = tmp_path / "ck"
+    ParallelExecution(lambda s, k: s["a"] * k, space(), 2.0, checkpoint_dir=d, progress=False).run()
+    man = json.loads((d / "manifest.json").read_text())
+    man["argument_digests"] = {"args": 3}
+    (d / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(ValueError, match="with other arguments \\(parts the damaged manifest cannot tell\\)"):
+        ParallelExecution(lambda s, k: s["a"] * k, space(), 3.0, checkpoint_dir=d, progress=False).run()

@@ -167,3 +167,50 @@ def test_typing_spec_for_names_with_space_or_equals():
     assert not isinstance(nx.named(jnp.zeros(3), (nx.Axis("my axis", 3),)), f32["my axis"])  # two axes
     with pytest.raises(ValueError, match=r"the size in 'a=b' must be a non-negative int"):
         f32["a=b"]
+
+
+@pytest.mark.parametrize("value, low, high, shown", [(5.0, 0.0, 1.0, "5.0"), (-1, 0.0, None, "-1"),
+                                                     ([0.5, 2.0], 0.0, 1.0, r"float32\[2\] from 0.5 to 2.0")])
+def test_fixed_parameter_outside_its_bounds_is_refused(value, low, high, shown):
+    from namedax.spaces import Parameter
+
+    with pytest.raises(ValueError, match=rf"Parameter .a.: the value {shown} lies outside its bounds \[{low}, {high}"):
+        Parameter("a", value, low=low, high=high)
+    # free: a placeholder the spaces replace, not checked; fixed within bounds, unbounded, or traced: fine
+    Parameter("a", value, low=low, high=high, free=True)
+    Parameter("a", 0.5, low=0.0, high=1.0)
+    Parameter("a", value)
+    jax.jit(lambda v: Parameter("a", v, low=0.0, high=1.0).value)(jnp.float32(5.0))
+
+
+# ---- vmap / pmap options ----
+
+
+@pytest.mark.parametrize("transform", [nx.vmap, nx.pmap])
+def test_more_arg_specs_than_positional_arguments(transform):
+    A = nx.Axis("a", 1)
+    with pytest.raises(ValueError, match=rf"{transform.__name__}: `args` has 2 specs, but '.*<lambda>' takes 1 "
+                       r"positional argument \['u'\]; give one spec per positional argument"):
+        transform(lambda u: u, A, args=(0, None))
+    x = nx.named(jnp.arange(1.0), ("a",))
+
+    def star(u, *rest):
+        return u + sum(rest)
+
+    f = transform(star, A, args=(None, None, None))  # *args: any count
+    np.testing.assert_allclose(np.asarray(f(x, 1.0, 2.0).array), np.arange(1.0) + 3.0)
+
+
+@pytest.mark.parametrize("devices, err, msg", [
+    (lambda d: [d, d], ValueError, r"`devices` lists .* more than once"),
+    (lambda d: [0], TypeError, r"`devices` must hold jax devices .*not their indices\), got 0 \(int\)"),
+    (lambda d: 0, TypeError, r"`devices` must be a sequence of jax devices.*got int"),
+    (lambda d: "cpu", TypeError, r"`devices` must be a sequence of jax devices.*got str"),
+    (lambda d: [], ValueError, r"`devices` is empty"),
+])
+def test_pmap_devices_checked(devices, err, msg):
+    with pytest.raises(err, match=rf"pmap: {msg}"):
+        nx.pmap(lambda u: u, nx.Axis("a", 2), devices=devices(jax.devices()[0]))
+    f = nx.pmap(lambda u: u * 2, nx.Axis("a", 2), devices=np.array(jax.devices()[:1]))
+    out = f(nx.named(jnp.arange(2.0), ("a",)))
+    np.testing.assert_allclose(np.asarray(out.array), [0.0, 2.0])

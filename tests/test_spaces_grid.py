@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import namedax as nx
-from namedax.spaces import GridSpace, Parameter
+from namedax.spaces import GridSpace, Parameter, UniformSpace
 
 
 def _grid_state():
@@ -319,3 +319,48 @@ def test_gridgen_steps_like_unravel_index_past_2_32():
         want = np.stack(np.unravel_index(np.minimum(s + ks.astype(np.int64), n_total - 1), ns))  # clamped
         np.testing.assert_array_equal(got, want.astype(np.uint32))
         np.testing.assert_array_equal(gen.encode(np.asarray([s])), np.stack(np.unravel_index([s], ns)))
+
+
+@pytest.mark.parametrize("low, high, what", [
+    (0.0, 1e39, r"reaches beyond the float32 range \(\+-3.403e\+38\)"),
+    (-1e39, 0.0, "reaches beyond the float32 range"),
+    (-3e38, 3e38, "reaches beyond the float32 range"),  # the span overflows
+])
+def test_bounds_beyond_the_float32_range_are_refused(low, high, what):
+    state = {"a": Parameter("a", 0.0, low=low, high=high, free=True)}
+    for make in (lambda: GridSpace(state, n=3), lambda: UniformSpace(state, 3, key=jax.random.key(0))):
+        with pytest.raises(ValueError, match=rf"Space: Parameter 'a' with bounds \[.*\] {what}.*jax_enable_x64"):
+            make()
+
+
+@pytest.mark.parametrize("low, high, n, log", [(1.0, 1.0 + 1e-9, 3, False), (1e6, 1e6 + 0.01, 5, False),
+                                               (1.0, 1.0 + 1e-8, 4, True)])
+def test_grid_steps_below_float32_resolution_are_refused(low, high, n, log):
+    state = {"a": Parameter("a", low, low=low, high=high, free=True)}
+    with pytest.raises(ValueError, match=rf"GridSpace: Parameter 'a' with bounds .* over {n} points steps by .* below "
+                       "the resolution of float32.*neighbouring points would be equal"):
+        GridSpace(state, n=n, log=log)
+
+
+def test_grid_steps_at_float32_resolution_stay_distinct():
+    low = 1.0
+    high = float(np.float32(1.0) + 4 * np.spacing(np.float32(2.0)))  # steps of 2 ulp at the top
+    space = GridSpace({"a": Parameter("a", low, low=low, high=high, free=True)}, n=5)
+    vals = np.array([float(space[i]["a"].value) for i in range(5)])
+    assert len(set(vals)) == 5
+    GridSpace({"a": Parameter("a", 1.0, low=1.0, high=1.0, free=True)}, n=3)  # one value on purpose: allowed
+
+
+def test_wide_and_fine_grids_work_in_float64_under_x64():
+    script = textwrap.dedent("""
+        import numpy as np
+        from namedax.spaces import GridSpace, Parameter
+        s = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1e39, free=True)}, n=3)
+        assert [float(s[i]["a"].value) for i in range(3)] == [0.0, 5e38, 1e39]
+        f = GridSpace({"a": Parameter("a", 1.0, low=1.0, high=1.0 + 1e-9, free=True)}, n=3)
+        assert len({float(f[i]["a"].value) for i in range(3)}) == 3
+        print("ok")
+    """)
+    env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -98,8 +98,10 @@ def test_parameter_copy_pickle_replace_and_immutability():
     for q in (copy.copy(p), copy.deepcopy(p), pickle.loads(pickle.dumps(p))):
         assert isinstance(q, Parameter) and (q.name, q.low, q.high, q.free) == ("a", -1.0, 3.0, True)
         np.testing.assert_allclose(np.asarray(q.value), [1.0, 2.0])
-    r = p.replace(value=5.0, free=False)
-    assert float(r) == 5.0 and r.free is False and r.low == -1.0
+    r = p.replace(value=2.5, free=False)
+    assert float(r) == 2.5 and r.free is False and r.low == -1.0
+    with pytest.raises(ValueError, match="the value 5.0 lies outside its bounds"):  # fixed: checked (issue 18)
+        p.replace(value=5.0, free=False)
     with pytest.raises(AttributeError, match="immutable"):
         p.value = 3.0
     with pytest.raises(TypeError, match="unknown fields"):

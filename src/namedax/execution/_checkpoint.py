@@ -4,7 +4,9 @@ Layout of ``checkpoint_dir``::
 
     manifest.json                            what is swept: space fingerprint, outputs, model, arguments
     block-<start:020d>-<stop:020d>.npz       the outputs of points [start, stop), one array per leaf, and a
-                                             record (member ``namedax_block``): sweep id, range, blake2b of the arrays
+                                             record (member ``namedax_block``): sweep id, range, blake2b of the arrays,
+                                             dtype names (bfloat16, float8, int4 ... leaves are stored as
+                                             their bit patterns, which ``.npy`` keeps losslessly)
     .namedax-lock                            flock'ed by the run that owns the directory; holds its pid
 
 A block file is written to a temporary name (``.namedax-tmp-<pid>-...``) in the same directory,
@@ -37,15 +39,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..core._digest import code_digest, digest, stable_repr
+from ..core._digest import Unfingerprintable, code_digest, digest, digest_of, stable_repr
 
 _log = logging.getLogger("namedax.execution")
 
 _MANIFEST = "manifest.json"
 _META = "namedax_block"  # the npz member recording the block's sweep, range and content hash
 _LOCK = ".namedax-lock"  # flock'ed by the writing run, for the whole run; holds its pid
-_FORMAT = "namedax-sweep/4"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
-# 4: owner lock, pid-named temps, blocks bound to their range and content
+_FORMAT = "namedax-sweep/5"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
+# 4: owner lock, pid-named temps, blocks bound to their range and content; 5: digests by content, checkpoint_key
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
@@ -109,11 +111,7 @@ class Checkpoint:
         mpath = path / _MANIFEST
         blocks = [(m, f) for f in sorted(os.listdir(path)) if (m := _BLOCK.match(f))]
         if mpath.exists():
-            try:
-                old = json.loads(mpath.read_text())
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{op}: cannot read the checkpoint manifest {str(mpath)!r}: {e}") from None
-            _compare(op, path, old, manifest)
+            _compare(op, path, _read_manifest(op, mpath, manifest), manifest)
         else:
             if blocks:
                 raise ValueError(f"{op}: checkpoint_dir {str(path)!r} holds block files but no {_MANIFEST}; "
@@ -149,10 +147,32 @@ class Checkpoint:
             return
         stop = start + count
         leaves = [np.ascontiguousarray(a) for a in leaves]
-        meta = {"sweep": self.sweep, "start": start, "stop": stop, "hash": _block_hash(self.sweep, start, stop, leaves)}
+        meta = {"sweep": self.sweep, "start": start, "stop": stop, "hash": _block_hash(self.sweep, start, stop, leaves),
+                "dtypes": [a.dtype.name for a in leaves]}
         tag = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        stored = [_bits(a) for a in leaves]
         _atomic_write(self.path / f"block-{start:020d}-{stop:020d}.npz",
-                      lambda f: np.savez(f, *leaves, **{_META: tag}))
+                      lambda f: np.savez(f, *stored, **{_META: tag}))
+
+
+def _portable(dtype: np.dtype) -> bool:
+    """Whether ``.npy`` files keep this dtype (bfloat16, float8, int4 ... of ml_dtypes come back as void)."""
+    try:
+        return np.lib.format.descr_to_dtype(np.lib.format.dtype_to_descr(dtype)) == dtype
+    except Exception:
+        return False
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    """``a`` as stored: itself, or its bit pattern as unsigned ints (its dtype name is in the record)."""
+    return a if _portable(a.dtype) else a.view(f"u{a.dtype.itemsize}")
+
+
+def _unbits(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """A stored leaf back in ``dtype``: a bit pattern is viewed as the dtype its record names."""
+    if _portable(dtype) or a.dtype != np.dtype(f"u{dtype.itemsize}") or name != dtype.name:
+        return a
+    return a.view(dtype)
 
 
 def _sweep_id(manifest: dict) -> str:
@@ -197,6 +217,10 @@ def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, 
         return "was written by another sweep"
     if (meta.get("start"), meta.get("stop")) != (start, stop):
         return f"holds points [{meta.get('start')}, {meta.get('stop')}), not the [{start}, {stop}) of its name"
+    dtypes = meta.get("dtypes")
+    if not isinstance(dtypes, list) or len(dtypes) != len(arrays):
+        return "has a record without the dtypes of its leaves"
+    leaves = [_unbits(a, dst.dtype, name) for a, dst, name in zip(leaves, arrays, dtypes, strict=True)]
     for k, (a, dst, shape) in enumerate(zip(leaves, arrays, want, strict=True)):
         if a.shape != shape or a.dtype != dst.dtype:
             return f"has leaf {k} of {a.dtype}{list(a.shape)}, expected {dst.dtype}{list(shape)}"
@@ -267,6 +291,24 @@ def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     return out
 
 
+def _read_manifest(op: str, mpath: pathlib.Path, new: dict) -> dict:
+    """The manifest on disk, or an error naming the file if it is not a readable namedax manifest."""
+    fix = "it is damaged or not namedax's; pass another checkpoint_dir or delete it"
+    try:
+        old = json.loads(mpath.read_text())
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested thousands deep
+        why = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {e}"
+        raise ValueError(f"{op}: cannot read the checkpoint manifest {str(mpath)!r} ({why}); {fix}") from None
+    if not isinstance(old, dict):
+        raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} holds a JSON {type(old).__name__}, not an "
+                         f"object; {fix}")
+    if old.get("format") == _FORMAT:  # (an older format is refused by name in `_compare`)
+        bad = [k for k, v in new.items() if type(old.get(k)) is not type(v)]
+        if bad:
+            raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} lacks or mistypes {bad}; {fix}")
+    return old
+
+
 def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
     where = f"checkpoint_dir {str(path)!r}"
     if old.get("format") != _FORMAT:
@@ -278,7 +320,7 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
             f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
             f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
             f"{new['space_repr']} (fingerprint {new['space'][:12]}...); they differ in "
-            f"{_which_space_parts(old, new)}; pass another checkpoint_dir or delete it"
+            f"{_which(_which_space_parts, old, new)}; pass another checkpoint_dir or delete it"
         )
     if old.get("outputs") != new["outputs"]:
         raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
@@ -292,7 +334,14 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
                          f"{new['model']!r}); pass another checkpoint_dir or delete it")
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
-                         f"({_which_arguments(old, new)}); pass another checkpoint_dir or delete it")
+                         f"({_which(_which_arguments, old, new)}); pass another checkpoint_dir or delete it")
+
+
+def _which(explain, old: dict, new: dict) -> str:
+    try:
+        return explain(old, new)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a hand-edited manifest: no details
+        return "parts the damaged manifest cannot tell"
 
 
 def _which_space_parts(old: dict, new: dict) -> str:
@@ -313,6 +362,10 @@ def _which_space_parts(old: dict, new: dict) -> str:
 def _which_arguments(old: dict, new: dict) -> str:
     """Which of the model's extra arguments differ, from the manifests' per-argument digests."""
     o, n = old["argument_digests"], new["argument_digests"]
+    if "key" in o or "key" in n:
+        if "key" in o and "key" in n:
+            return "another checkpoint_key"
+        return f"checkpoint_key given {'then, not now' if 'key' in o else 'now, not then'}"
     out = []
     oa, na = o.get("args", []), n["args"]
     if len(oa) != len(na):
@@ -326,28 +379,61 @@ def _which_arguments(old: dict, new: dict) -> str:
     return ", ".join(out) or "the model's own leaves differ"
 
 
-def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None) -> dict:
+def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None, *, op: str = "run",
+             key: str | None = None) -> dict:
     """The manifest of a sweep: everything that must match for a checkpoint to be resumed.
 
-    The model and its extra arguments get one digest as a whole (``arguments``: structure, static
-    leaves, array contents) and one each (only to say which differ); the model and the callables
+    The model and its extra arguments get one digest as a whole (``arguments``: structure and
+    content, see `Fingerprint`) and one each (only to say which differ); the model and the callables
     among its arguments a digest of their code (see `code_digest`); the space one per part (to say
-    which differs)."""
+    which differs). With ``key`` (the executors' ``checkpoint_key``) the user's string stands for
+    the model's arguments instead of their content, and unreadable values in the code stand as
+    their types. Without it, an argument whose content cannot be read is refused (`_unreadable`)."""
     kwargs = kwargs or {}
     callables = [model, *(x for x in jax.tree.leaves((model, args, kwargs)) if callable(x))]
-    parts = space._digests()
+    try:
+        parts = space._digests()
+    except Unfingerprintable as e:
+        raise _unreadable(op, "the space's state", e) from None
+    if key is not None:
+        arguments = digest_of(key, "checkpoint_key")
+        per = {"args": [], "kwargs": {}, "key": arguments[:16]}
+        code = code_digest(callables, strict=False)
+    else:
+        per = {"args": [], "kwargs": {}}
+        for i, a in enumerate(args):
+            per["args"].append(_part(op, a, f"args[{i}]", f"positional argument {i}")[:16])
+        for k, v in kwargs.items():
+            per["kwargs"][k] = _part(op, v, f"kwargs[{k!r}]", f"keyword argument {k!r}")[:16]
+        arguments = _part(op, (model, args, kwargs), "(model, args, kwargs)", "the model")
+        try:
+            code = code_digest(callables)
+        except Unfingerprintable as e:
+            raise _unreadable(op, "the model's code (or a callable among its arguments)", e) from None
     return {
         "format": _FORMAT,
-        "space": space.fingerprint(),
+        "space": digest(sorted(parts.items())),
         "space_digests": parts,
         "space_repr": repr(space),
         "N": space.N,
         "outputs": layout.describe(),
         "model": stable_repr(model),
-        "code": code_digest(callables),
-        "arguments": digest((model, args, kwargs)),
-        "argument_digests": {
-            "args": [digest(a)[:16] for a in args],
-            "kwargs": {k: digest(v)[:16] for k, v in kwargs.items()},
-        },
+        "code": code,
+        "arguments": arguments,
+        "argument_digests": per,
     }
+
+
+def _part(op: str, value: Any, path: str, what: str) -> str:
+    try:
+        return digest_of(value, path)
+    except Unfingerprintable as e:
+        raise _unreadable(op, what, e) from None
+
+
+def _unreadable(op: str, what: str, e: Unfingerprintable) -> TypeError:
+    return TypeError(
+        f"{op}: cannot checkpoint this sweep: {what} holds {e.path} (a {e.kind}), which {e.why}, so a changed "
+        "value could not be told from this one and a checkpoint of another sweep could be resumed. Pass it as an "
+        "array (or a PyTree, dataclass or object of readable fields), or give checkpoint_key='...' (a string you "
+        "change whenever the model's arguments change: it then identifies them instead of their content)")

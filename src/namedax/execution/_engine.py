@@ -20,7 +20,9 @@ Design (see `namedax.execution` for the user's view):
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -119,6 +121,27 @@ def short_error(e: BaseException) -> str:
             return ln.split("RuntimeError: ", 1)[1] if ln.startswith("_") else ln
     first = lines[0] if lines else ""
     return f"{type(e).__name__}: {first[:500]}"
+
+
+class _DropCallbackFailures(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).endswith("callback failed")
+
+
+_CALLBACK_LOGGER = "jax._src.callback"  # logs every failed pure_callback / io_callback with its traceback
+
+
+@contextlib.contextmanager
+def quiet_callbacks():
+    """Drop jax's log of failed callbacks while a sweep runs: a model's run-time error (``equinox.error_if``)
+    reaches the user as the ModelError (its cause kept), while jax would log a traceback of tens of
+    lines for every failed call, the bisection's included."""
+    logger, drop = logging.getLogger(_CALLBACK_LOGGER), _DropCallbackFailures()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def describe_point(space: AbstractSpace, i: int) -> str:
@@ -330,6 +353,7 @@ class Sweep:
     def _get(self, out, n_map: int, count: int) -> list[np.ndarray]:
         return _fetch(out, len(self.devices), n_map * self.n_vmap, count)
 
+    @quiet_callbacks()
     def run(self, ranges: list[tuple[int, int]], on_block: Callable[[int, int, list[np.ndarray]], None]) -> None:
         G, pending, last_ready = self.G, collections.deque(), 0.0
 

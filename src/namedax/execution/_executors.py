@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import jax
 import numpy as np
@@ -15,7 +16,7 @@ from ..spaces._base import AbstractSpace
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
-from ._results import Layout, Results
+from ._results import Layout, OutputError, Results
 
 ModelError.__module__ = "namedax.execution"  # its public home, in tracebacks
 
@@ -35,6 +36,48 @@ def _check_common(op: str, model, statespace, progress) -> None:
                         f"DataSpace), got {type(statespace).__name__}")
     if not isinstance(progress, bool | np.bool_):
         raise TypeError(f"{op}: `progress` must be a bool, got {progress!r}")
+
+
+def _check_checkpoint(op: str, checkpoint_dir, checkpoint_key) -> None:
+    if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
+        raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
+                        f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
+    if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
+        raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
+                         "one) or None for no checkpoint")
+    if checkpoint_key is not None and not isinstance(checkpoint_key, str):
+        raise TypeError(f"{op}: `checkpoint_key` must be a string or None, got {type(checkpoint_key).__name__}: "
+                        f"{checkpoint_key!r}")
+    if checkpoint_key is not None and checkpoint_dir is None:
+        raise ValueError(f"{op}: `checkpoint_key` is given without `checkpoint_dir`; it only names a checkpointed "
+                         "sweep's arguments: pass checkpoint_dir too, or drop it")
+
+
+def _open_checkpoint(op: str, ex, layout: Layout, arrays: list, writer: bool = True):
+    """The executor's checkpoint (finished blocks loaded into ``arrays``) and the ranges left; or
+    ``(None, [(0, N)])`` without ``checkpoint_dir``."""
+    if ex.checkpoint_dir is None:
+        return None, [(0, ex.statespace.N)]
+    man = manifest(ex.statespace, layout, ex.model, ex.args, ex.kwargs, op=op, key=ex.checkpoint_key)
+    return Checkpoint.open(op, ex.checkpoint_dir, man, arrays, writer=writer)
+
+
+class _Blocks:
+    """SequentialExecution's checkpoint writes: the points stored since the last block, written as a
+    block about every `_e._CALL_SECONDS` and at the end of each range."""
+
+    def __init__(self, ckpt: Checkpoint | None, arrays: list):
+        self.ckpt, self.arrays, self.lo, self.t = ckpt, arrays, 0, time.perf_counter()
+
+    def start(self, lo: int) -> None:
+        self.lo, self.t = lo, time.perf_counter()
+
+    def flush(self, upto: int, force: bool = False) -> None:
+        """Points [lo, upto) are stored: write them if due (or ``force``)."""
+        if self.ckpt is None or upto <= self.lo or not (force or time.perf_counter() - self.t >= _e._CALL_SECONDS):
+            return
+        self.ckpt.write(self.lo, upto - self.lo, [a[self.lo : upto] for a in self.arrays])
+        self.start(upto)
 
 
 def _count(op: str, value, what: str) -> int | None:
@@ -86,18 +129,24 @@ class ParallelExecution:
             all, across every process when ``jax.distributed`` is initialised.
         checkpoint_dir: a directory where every finished block is written; a run that finds
             blocks of the same sweep there resumes from them (see `run`).
+        checkpoint_key: a string that identifies the model's arguments (``*args``, ``**kwargs``
+            and the model's own fields) in the checkpoint instead of their content. Needed only when
+            an argument's content cannot be read (a lock, a generator, an opaque C object: the run
+            refuses and says which); change the key whenever those arguments change.
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
-        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``
-            and ``progress`` are always the executor's own: a model keyword argument of one of
+        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
+            ``checkpoint_key`` and ``progress`` are always the executor's own: a model keyword argument of one of
             these names cannot be passed here (it would silently set the executor's option); bind
             it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
-            ``checkpoint_dir`` is not a path, ``progress`` is not a bool.
-        ValueError: ``n_vmap < 1``, ``n_pmap < 1`` or more than the available devices (the message
-            lists them); in a multi-process run, ``n_pmap`` not a multiple of the processes.
+            ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string, ``progress`` is
+            not a bool.
+        ValueError: ``checkpoint_key`` without ``checkpoint_dir``; ``n_vmap < 1``, ``n_pmap < 1``
+            or more than the available devices (the message lists them); in a multi-process run,
+            ``n_pmap`` not a multiple of the processes.
 
     Examples:
         The example of the reference implementation (tvboptim), with namedax's modules:
@@ -141,8 +190,8 @@ class ParallelExecution:
     """
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
-                 n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-                 **kwargs: Any):
+                 n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None,
+                 checkpoint_key: str | None = None, progress: bool = True, **kwargs: Any):
         op = "ParallelExecution"
         _check_common(op, model, statespace, progress)
         n_vmap = _count(op, n_vmap, "n_vmap")
@@ -154,12 +203,7 @@ class ParallelExecution:
             raise ValueError(f"{op}: `n_pmap` (devices to use) must be in [1, {jax.device_count()}], got {n_pmap}; "
                              f"{_available()} (n_pmap=None uses all; on CPU, force more with XLA_FLAGS="
                              "--xla_force_host_platform_device_count=N set before importing jax)")
-        if checkpoint_dir is not None and not isinstance(checkpoint_dir, str | os.PathLike):
-            raise TypeError(f"{op}: `checkpoint_dir` must be a path (str or os.PathLike) or None, got "
-                            f"{type(checkpoint_dir).__name__}: {checkpoint_dir!r}")
-        if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
-            raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
-                             "one) or None for no checkpoint")
+        _check_checkpoint(op, checkpoint_dir, checkpoint_key)
         self._devices = _select_devices(op, n_pmap)
         if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
             raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
@@ -171,6 +215,7 @@ class ParallelExecution:
         self.n_vmap = n_vmap
         self.n_pmap = n_pmap
         self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_key = checkpoint_key
         self.progress = bool(progress)
 
     @property
@@ -198,6 +243,8 @@ class ParallelExecution:
             ModelError: the model raised, or could not be traced, on a point (the message names it;
                 a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
                 down to the failing point).
+            TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
+                ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
             ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
                 model or arguments), is in use by another running sweep, or cannot be written.
         """
@@ -206,14 +253,14 @@ class ParallelExecution:
         dyn, static = _e.split(model, self.args, self.kwargs)
         try:
             layout, arr_struct = _e.output_layout(static, space, dyn)
+        except OutputError as e:
+            raise TypeError(f"{op}: {e}") from None
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        arrays = layout.allocate(n)
-        ranges, ckpt = [(0, n)], None
-        if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
-            man = manifest(space, layout, model, self.args, self.kwargs)
-            ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
+        arrays = layout.allocate(n, op)
+        # before any compute: an unusable checkpoint directory fails now
+        ckpt, ranges = _open_checkpoint(op, self, layout, arrays, writer=jax.process_index() == 0)
         try:
             if ckpt is not None:
                 seen = int(digest(ranges)[:7], 16)
@@ -280,13 +327,22 @@ class SequentialExecution:
         model: the function, ``model(state, *args, **kwargs)``.
         statespace: a space from `namedax.spaces`.
         *args: extra positional arguments of the model.
+        checkpoint_dir: a directory where finished points are written, in blocks of about a second
+            of compute; a run that finds blocks of the same sweep there resumes from them, as
+            `ParallelExecution` does (the same format, manifest and checks; a failing point leaves
+            the points before it saved).
+        checkpoint_key: a string that identifies the model's arguments instead of their content
+            (see `ParallelExecution`).
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
-        **kwargs: extra keyword arguments of the model. ``progress`` is always the executor's own:
-            a model keyword argument of that name cannot be passed here (it would silently set the
-            progress bar); bind it first, e.g. with ``functools.partial(model, progress=p)``.
+        **kwargs: extra keyword arguments of the model. ``checkpoint_dir``, ``checkpoint_key`` and
+            ``progress`` are always the executor's own: a model keyword argument of one of these
+            names cannot be passed here (it would silently set the executor's option); bind it
+            first, e.g. with ``functools.partial(model, progress=p)``.
 
     Raises:
-        TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a bool.
+        TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a
+            bool, ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string.
+        ValueError: ``checkpoint_key`` without ``checkpoint_dir``.
 
     Examples:
         >>> from namedax.spaces import GridSpace, Parameter
@@ -300,12 +356,17 @@ class SequentialExecution:
         [np.float32(-0.0), np.float32(-0.5), np.float32(10.0)]
     """
 
-    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True, **kwargs: Any):
+    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any,
+                 checkpoint_dir: str | os.PathLike | None = None, checkpoint_key: str | None = None,
+                 progress: bool = True, **kwargs: Any):
         _check_common("SequentialExecution", model, statespace, progress)
+        _check_checkpoint("SequentialExecution", checkpoint_dir, checkpoint_key)
         self.model = model
         self.statespace = statespace
         self.args = args
         self.kwargs = kwargs
+        self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_key = checkpoint_key
         self.progress = bool(progress)
 
     def run(self) -> Results:
@@ -317,20 +378,28 @@ class SequentialExecution:
         Raises:
             ModelError: the model raised on a point, or (when run without jit) returned a different
                 structure, shape or dtype at some point than at point 0; the message names the point.
+            TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
+                ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
+            ValueError: ``checkpoint_dir`` holds another sweep, is in use by another running
+                sweep, or cannot be written.
         """
         op = "SequentialExecution"
         space, model = self.statespace, self.model
         dyn, static = _e.split(model, self.args, self.kwargs)
         try:
             layout, _ = _e.output_layout(static, space, dyn)
+        except OutputError as e:
+            raise TypeError(f"{op}: {e}") from None
         except Exception as e:
             err = _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)
             if err.point is not None:  # the model itself raised
                 raise err  # its __cause__: the model's own error
             return self._run_eager()
+        arrays = layout.allocate(space.N, op)
+        ckpt, ranges = _open_checkpoint(op, self, layout, arrays)
+        blocks = _Blocks(ckpt, arrays)
         compiled = _e.compile_point(static, space, dyn)
-        arrays = layout.allocate(space.N)
-        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+        bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
 
         def fail(i: int, e: Exception) -> ModelError:
             return ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}", i)
@@ -345,53 +414,82 @@ class SequentialExecution:
                 bar.update(1)
 
         try:
-            prev = None
-            for i in range(space.N):
-                try:
-                    out = compiled(space, space.block_start(i), dyn)
-                except Exception as e:
-                    raise fail(i, e) from e
-                if prev is not None:
-                    store(*prev)
-                prev = (i, out)
-            if prev is not None:
-                store(*prev)
+            with _e.quiet_callbacks():  # the failing point's error goes into the ModelError, not the log
+                for a, b in ranges:
+                    prev = None
+                    blocks.start(a)
+                    for i in range(a, b):
+                        try:
+                            out = compiled(space, space.block_start(i), dyn)
+                        except Exception as e:
+                            if prev is not None:  # what is done is kept: a resume starts at the failing point
+                                store(*prev)
+                            blocks.flush(i, force=True)
+                            raise fail(i, e) from e
+                        if prev is not None:
+                            store(*prev)
+                            blocks.flush(i)
+                        prev = (i, out)
+                    if prev is not None:
+                        store(*prev)
+                    blocks.flush(b, force=True)
         finally:
             if bar is not None:
                 bar.close()
+            if ckpt is not None:
+                ckpt.close()
         return Results(arrays, layout, space)
 
     def _run_eager(self) -> Results:
         op = "SequentialExecution"
         space, model, args, kwargs = self.statespace, self.model, self.args, self.kwargs
-        layout = arrays = first = None
-        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+
+        def point(i: int) -> tuple[Any, Layout]:
+            try:
+                out = model(space[i], *args, **kwargs)
+            except Exception as e:
+                raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
+                                 f"{_e.short_error(e)}", i) from e
+            out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
+            try:
+                return out, Layout(out)
+            except OutputError as e:
+                raise TypeError(f"{op}: on {_e.describe_point(space, i)}, {e}") from None
+
+        first_out, layout = point(0)  # the layout, so the arrays and the checkpoint, come from point 0
+        first = layout.describe()
+        arrays = layout.allocate(space.N, op)
+        ckpt, ranges = _open_checkpoint(op, self, layout, arrays)
+        blocks = _Blocks(ckpt, arrays)
+        bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
         try:
-            for i in range(space.N):
-                try:
-                    out = model(space[i], *args, **kwargs)
-                except Exception as e:
-                    raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
-                                     f"{_e.short_error(e)}", i) from e
-                out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
-                here = Layout(out)
-                if layout is None:
-                    layout, first = here, here.describe()
-                    arrays = layout.allocate(space.N)
-                elif here.describe() != first:
-                    raise ModelError(
-                        f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
-                        f"{_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point must give "
-                        "the same PyTree of the same shapes and dtypes", i)
-                leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
-                for dst, leaf in zip(cast(list, arrays), leaves, strict=True):
-                    dst[i] = np.asarray(leaf)
-                if bar is not None:
-                    bar.update(1)
+            for a, b in ranges:
+                blocks.start(a)
+                for i in range(a, b):
+                    try:
+                        out, here = (first_out, layout) if i == 0 else point(i)
+                    except BaseException:
+                        blocks.flush(i, force=True)  # what is done is kept: a resume starts at the failing point
+                        raise
+                    if here.describe() != first:
+                        blocks.flush(i, force=True)
+                        raise ModelError(
+                            f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than "
+                            f"on {_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point "
+                            "must give the same PyTree of the same shapes and dtypes", i)
+                    leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
+                    for dst, leaf in zip(arrays, leaves, strict=True):
+                        dst[i] = np.asarray(leaf)
+                    if bar is not None:
+                        bar.update(1)
+                    blocks.flush(i + 1)
+                blocks.flush(b, force=True)
         finally:
             if bar is not None:
                 bar.close()
-        return Results(cast(list, arrays), cast(Layout, layout), space)  # set at the first point (N >= 1)
+            if ckpt is not None:
+                ckpt.close()
+        return Results(arrays, layout, space)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)

@@ -12,6 +12,7 @@ same structure.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -43,6 +44,44 @@ def _wrap(value, kind) -> Any:
     return value
 
 
+_LIMIT_ENV = "NAMEDAX_RESULTS_MAX_BYTES"
+
+
+def memory_limit() -> int:
+    """The most bytes a sweep's in-memory results may take: ``$NAMEDAX_RESULTS_MAX_BYTES`` if set, else
+    the memory available now (``MemAvailable`` of /proc/meminfo, or free pages), else 2**40."""
+    env = os.environ.get(_LIMIT_ENV)
+    if env:
+        try:
+            return int(float(env))
+        except ValueError:
+            raise ValueError(f"{_LIMIT_ENV}={env!r} is not a number of bytes") from None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return 1 << 40
+
+
+def _size(b: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if b < 1024 or unit == "PiB":
+            return f"{b:,} {unit}" if unit == "bytes" else f"{b:.2f} {unit}"
+        b /= 1024
+    return ""
+
+
+class OutputError(TypeError):
+    """A model output the sweep cannot store (no array at all, a typed PRNG key); the executors
+    prefix the message with their name."""
+
+
 class Layout:
     """The structure of one point's output: entries (plain arrays, NamedArrays, static values) of a
     PyTree, and the shape and dtype of every array leaf (without the leading point dimension)."""
@@ -60,6 +99,10 @@ class Layout:
             if isinstance(e, Parameter):  # a Parameter stands for its value, in outputs too
                 e = e.value
             arr = e.array if _is_named(e) else e
+            if _is_arraylike(arr) and jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
+                raise OutputError(f"the model returns a typed PRNG key at {path or 'output'} ({arr.dtype}"
+                                  f"{list(arr.shape)}); outputs are stored as numbers: return "
+                                  "jax.random.key_data(key) instead (jax.random.wrap_key_data rebuilds the key)")
             if _is_arraylike(arr):
                 k = len(self.shapes)
                 self.shapes.append(tuple(arr.shape))
@@ -68,6 +111,11 @@ class Layout:
                 self.kinds.append((_ARRAY, k, e.axes if _is_named(e) else None))
             else:
                 self.kinds.append((_STATIC, e))
+        if not self.shapes:
+            text = stable_repr(example)
+            raise OutputError(f"the model returned {text[:200]}{'...' if len(text) > 200 else ''}, which holds no "
+                              "array; a model must return an array, a NamedArray or a PyTree (dict, tuple, ...) "
+                              "holding at least one (other leaves pass through as static values)")
 
     @property
     def bytes_per_point(self) -> int:
@@ -85,9 +133,17 @@ class Layout:
                 out.append(f"{self.paths[k]}: {self.dtypes[k].str}{list(self.shapes[k])}{axes}")
         return out
 
-    def allocate(self, n: int) -> list[np.ndarray]:
+    def allocate(self, n: int, op: str = "Results") -> list[np.ndarray]:
         """Uninitialised host arrays for ``n`` points (numpy maps the pages lazily: unused, they cost
-        nothing)."""
+        nothing); refused up front when they would not fit in memory (`memory_limit`)."""
+        need, limit = n * self.bytes_per_point, memory_limit()
+        if need > limit:
+            which = f"allowed by {_LIMIT_ENV}" if os.environ.get(_LIMIT_ENV) else "available"
+            raise ValueError(
+                f"{op}: the outputs of the {n:,} points take {_size(need)} ({self.bytes_per_point:,} bytes per point), "
+                f"more than the {_size(limit)} of memory {which}; "
+                "stream them to disk with store=\"results.zarr\", or sweep a smaller space (fewer points, or a part of "
+                f"it at a time); {_LIMIT_ENV}=<bytes> sets the limit")
         return [np.empty((n,) + s, d) for s, d in zip(self.shapes, self.dtypes, strict=True)]
 
 

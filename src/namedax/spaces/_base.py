@@ -92,6 +92,35 @@ def _compute_dtype(dt: np.dtype) -> np.dtype:
     return dt if dt.itemsize >= 4 else np.dtype(np.float32)
 
 
+def _check_bounds(op: str, params: list, out_dts: list, cdt: np.dtype, ns=None, logs=None) -> None:
+    """Refuse bounds whose points the dtypes cannot hold: beyond the range of the value's dtype (inf
+    or NaN points), a span that overflows the compute dtype, or (for a grid of ``ns`` points) steps
+    below the dtype's resolution, where neighbouring points would collapse into one."""
+    x64 = "enable float64 (jax.config.update('jax_enable_x64', True), before building the space)"
+    for k, (p, dt) in enumerate(zip(params, out_dts, strict=True)):
+        lo, hi = np.asarray(p.low, np.float64), np.asarray(p.high, np.float64)
+        big = float(max(np.max(np.abs(lo)), np.max(np.abs(hi))))
+        top = float(jnp.finfo(dt).max)
+        where = f"Parameter {p.name!r} with bounds [{p.low}, {p.high}]"
+        if big > top or float(np.max(np.abs(hi - lo))) > float(jnp.finfo(cdt).max):
+            raise ValueError(f"{op}: {where} reaches beyond the {np.dtype(dt).name} range (+-{top:.4g}) its points are "
+                             f"computed in, so they would be inf or NaN; narrow the bounds, or {x64}")
+        n = 1 if ns is None else ns[k]
+        if n < 2 or np.all(lo == hi):
+            continue
+        log = logs is not None and bool(logs[k])
+        if log:
+            step = float(np.min(np.abs(hi / lo))) ** (1.0 / (n - 1)) - 1.0
+            small = step < float(jnp.finfo(dt).eps)
+        else:
+            step = float(np.min(np.abs(hi - lo))) / (n - 1)
+            small = step < float(np.spacing(np.asarray(big, dt).astype(dt)))
+        if small:
+            raise ValueError(f"{op}: {where} over {n} points steps by {step:.3g}{' (relative)' * log}, below the "
+                             f"resolution of {np.dtype(dt).name} at {big:.6g}, so neighbouring points would be equal; "
+                             f"use fewer points, a wider range, or {x64}")
+
+
 def _count(n, op: str, what: str, limit: int) -> int:
     n = as_int(n, f"{op}: `{what}` must be an int")
     if n < 1:

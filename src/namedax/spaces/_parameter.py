@@ -54,8 +54,10 @@ class Parameter:
         TypeError: ``name`` is not a str, ``free`` is not a bool, a bound is not a real number (a
             string is refused), or ``value`` is None or cannot be converted to an array.
         ValueError: a bound is not finite, ``low > high``, ``scale`` is not ``"linear"`` or ``"log"``,
-            or ``scale="log"`` with ``low <= 0``. The value is not checked against the
-            bounds: a free Parameter's value is a placeholder that spaces replace.
+            ``scale="log"`` with ``low <= 0``, or a fixed Parameter's (concrete) value lies outside
+            its bounds. A free Parameter's value is not checked against the bounds: it is a
+            placeholder that spaces replace (``Parameter("a", 0.0, low=1.0, high=2.0, free=True)``
+            is fine).
 
     In arithmetic, comparisons and jax.numpy calls a Parameter stands for its value, and the results
     are plain arrays. ``jax.lax`` functions do not call ``__jax_array__``: pass ``p.value`` to them.
@@ -107,6 +109,8 @@ class Parameter:
                 value = jnp.asarray(value)
             except (TypeError, ValueError) as e:
                 raise TypeError(f"Parameter {name!r}: `value` must be array-like, got {value!r} ({e})") from None
+        if not free and (low is not None or high is not None):
+            _check_within(name, value, low, high)
         _init(self, name, value, low, high, bool(free), scale)
 
     def __setattr__(self, key, value):
@@ -262,6 +266,22 @@ for _name, _op in _COMPARE.items():
     setattr(Parameter, f"__{_name}__", _binary(_op, False))
 for _name, _op in _UNARY.items():
     setattr(Parameter, f"__{_name}__", _unary(_op))
+
+
+def _check_within(name: str, value: Any, low: float | None, high: float | None) -> None:
+    """A fixed Parameter's value must respect its bounds (traced values are not checked)."""
+    data = value.array if _is_named(value) else value
+    if isinstance(data, jax.core.Tracer):
+        return
+    v = np.asarray(data)
+    if v.size == 0 or not (np.issubdtype(v.dtype, np.integer) or np.issubdtype(v.dtype, np.floating)):
+        return
+    lo_bad = low is not None and bool(np.any(v < low))
+    hi_bad = high is not None and bool(np.any(v > high))
+    if lo_bad or hi_bad:
+        shown = v.item() if v.size == 1 else f"{v.dtype}{list(v.shape)} from {v.min()} to {v.max()}"
+        raise ValueError(f"Parameter {name!r}: the value {shown} lies outside its bounds [{low}, {high}]; a fixed "
+                         "Parameter's value must respect them (pass free=True to sweep it, or widen the bounds)")
 
 
 def _bound(x: Any, name: str, which: str) -> float | None:

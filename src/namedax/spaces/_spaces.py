@@ -20,6 +20,7 @@ from . import _gen as _g
 from ._base import (
     _MAX_N,
     AbstractSpace,
+    _check_bounds,
     _compute_dtype,
     _count,
     _default_float,
@@ -260,6 +261,7 @@ class UniformSpace(AbstractSpace):
         cdt = _default_float()
         out_dts = [_out_dtype(p.value) for p in params]
         shapes = [tuple(np.shape(p.value)) for p in params]
+        _check_bounds(op, params, out_dts, cdt)
         lows, highs = [p.low for p in params], [p.high for p in params]
         logs = [p.scale == "log" for p in params]
         # linear Parameters and the random method keep the info (and so the fingerprint) of before
@@ -437,6 +439,7 @@ class GridSpace(AbstractSpace):
         out_dts = [_out_dtype(p.value) for p in params]
         cdt = np.result_type(*[_compute_dtype(dt) for dt in out_dts])
         shapes = [tuple(np.shape(p.value)) for p in params]
+        _check_bounds(op, params, out_dts, cdt, ns, logs)
         gen = _g.GridGen(ns, [p.low for p in params], [p.high for p in params], logs, cdt, out_dts, shapes)
         axes = tuple(Axis(k, s) for k, s in zip(names, ns, strict=True))
         info = tuple((p.name, s, p.low, p.high, lg) for p, s, lg in zip(params, ns, logs, strict=True))

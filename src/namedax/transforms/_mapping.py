@@ -223,6 +223,10 @@ def make_specs(
     names: tuple[str, ...] = ()
     if args or kwargs or type(state) in (int, str):  # a parameter may be passed either way: use the signature
         names, kw_ok = positional_params(fn)
+        if len(args) > len(names) and _fixed_positionals(fn):
+            raise ValueError(f"{op}: `args` has {len(args)} specs, but {getattr(fn, '__qualname__', fn)!r} takes "
+                             f"{len(names)} positional argument{'s' * (len(names) != 1)} {list(names)}; give one spec "
+                             "per positional argument (None broadcasts one)")
         if kwargs and kw_ok is not None:
             unknown = [k for k in kwargs if k not in kw_ok]
             if unknown:
@@ -245,6 +249,15 @@ def positional_params(fn: Callable) -> tuple[tuple[str, ...], set[str] | None]:
     if any(p.kind is kinds.VAR_KEYWORD for p in params):
         return names, None
     return names, {p.name for p in params if p.kind in (kinds.POSITIONAL_OR_KEYWORD, kinds.KEYWORD_ONLY)}
+
+
+def _fixed_positionals(fn: Callable) -> bool:
+    """Whether ``fn`` has a signature without ``*args`` (so its positional arguments can be counted)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return not any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
 
 
 def labels(fn: Callable, n: int, skip: int = 0) -> list[str]:

@@ -100,6 +100,25 @@ class _On(NamedTuple):
     from_rules: bool
 
 
+def _check_devices(devices: Any) -> tuple:
+    """``devices=`` as a tuple of distinct jax devices, or a clear error."""
+    if isinstance(devices, str) or not isinstance(devices, Sequence | np.ndarray):
+        raise TypeError(f"pmap: `devices` must be a sequence of jax devices (e.g. jax.devices()[:2]), got "
+                        f"{type(devices).__name__}: {devices!r}")
+    devs = tuple(np.asarray(devices, dtype=object).ravel()) if isinstance(devices, np.ndarray) else tuple(devices)
+    if not devs:
+        raise ValueError("pmap: `devices` is empty")
+    bad = [d for d in devs if not isinstance(d, jax.Device)]
+    if bad:
+        raise TypeError(f"pmap: `devices` must hold jax devices (e.g. jax.devices()[:2], not their indices), got "
+                        f"{bad[0]!r} ({type(bad[0]).__name__}) among {list(devs)}")
+    dups = sorted({str(d) for d in devs if devs.count(d) > 1})
+    if dups:
+        raise ValueError(f"pmap: `devices` lists {', '.join(dups)} more than once ({list(devs)}); each device "
+                         "takes one part of the axis, so give distinct devices")
+    return devs
+
+
 @functools.cache
 def _mesh(devices: tuple, name: str) -> Mesh:
     return Mesh(np.array(devices), (f"{name}:devices",), axis_types=(AxisType.Auto,))
@@ -372,9 +391,7 @@ def pmap(
             f"pmap: splits exactly one axis over the devices, got {[n for n, _ in parsed]}; "
             "map the others with nx.vmap inside fn"
         )
-    devs = tuple(jax.devices()) if devices is None else tuple(devices)
-    if not devs:
-        raise ValueError("pmap: `devices` is empty")
+    devs = tuple(jax.devices()) if devices is None else _check_devices(devices)
     specs = make_specs(fn, default, args, kwargs, state, unexpected_state, "pmap")
     wrapper = _PmapWrapper(_fun=fn, _axis=parsed[0], _specs=specs, _devices=devs, _explicit_devices=devices is not None)
     return eqx.module_update_wrapper(wrapper)
