@@ -96,10 +96,10 @@ def test_checkpoint_refusal_says_which_arguments_differ(tmp_path):
     # another model: named as such, without talking of arguments
     with pytest.raises(ValueError, match=r"holds a sweep of another model \('.*kw_model', this run '.*kw_other'\)"):
         ParallelExecution(kw_other, space, 2.0, checkpoint_dir=d).run()
-    for old in ("namedax-sweep/1", "namedax-sweep/2", "namedax-sweep/3"):  # earlier formats: refused by their format
+    for old in ("namedax-sweep/1", "namedax-sweep/2", "namedax-sweep/3", "namedax-sweep/4"):  # earlier formats: refused
         man["format"] = old
         (d / "manifest.json").write_text(json.dumps(man))
-        with pytest.raises(ValueError, match=rf"manifest of format '{old}', not 'namedax-sweep/4'.*another version"):
+        with pytest.raises(ValueError, match=rf"manifest of format '{old}', not 'namedax-sweep/5'.*another version"):
             ParallelExecution(kw_model, space, 2.0, scale=jnp.float32(3.0), checkpoint_dir=d).run()
 
 

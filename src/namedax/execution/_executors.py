@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import jax
 import numpy as np
@@ -15,6 +15,8 @@ from ..spaces._base import AbstractSpace
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
+from ._failures import OnError, check_on_error, fill_value, nonfinite, runs
+from ._keys import check_accepts_key, check_key, point_key
 from ._results import Layout, Results
 
 ModelError.__module__ = "namedax.execution"  # its public home, in tracebacks
@@ -26,7 +28,8 @@ def _available() -> str:
     return f"{len(devs)} available device{'s' * (len(devs) != 1)}{procs}: {devs}"
 
 
-def _check_common(op: str, model, statespace, progress) -> None:
+def _check_common(op: str, model, statespace, progress, key, on_error) -> tuple[Any, str]:
+    """Check the options both executors share; the key (checked) and the failure policy."""
     if not callable(model):
         raise TypeError(f"{op}: `model` must be callable as model(state, *args, **kwargs), got "
                         f"{type(model).__name__}: {model!r}")
@@ -35,6 +38,28 @@ def _check_common(op: str, model, statespace, progress) -> None:
                         f"DataSpace), got {type(statespace).__name__}")
     if not isinstance(progress, bool | np.bool_):
         raise TypeError(f"{op}: `progress` must be a bool, got {progress!r}")
+    key = check_key(op, key)
+    if key is not None:
+        check_accepts_key(op, model)
+    return key, check_on_error(op, on_error)
+
+
+def _check_rerun(op: str, ex, results) -> np.ndarray:
+    """The failure record of ``results``, if they come from a sweep of this executor's space with one."""
+    if not isinstance(results, Results):
+        raise TypeError(f"{op}: `results` must be the Results of a run, got {type(results).__name__}")
+    if results.space is not ex.statespace and results.space.fingerprint() != ex.statespace.fingerprint():
+        raise ValueError(f"{op}: `results` are of another space ({results.space!r}) than this executor's "
+                         f"({ex.statespace!r})")
+    if results.failed is None:
+        raise ValueError(f"{op}: `results` hold no record of failed points; run with on_error=\"mark\" to get one")
+    return results.failed
+
+
+def _check_same_outputs(op: str, layout: Layout, results: Results) -> None:
+    if layout.describe() != results._layout.describe():
+        raise ValueError(f"{op}: with these arguments the model returns {layout.describe()}, but the results hold "
+                         f"{results._layout.describe()}; a rerun must return the same structure, shapes and dtypes")
 
 
 def _count(op: str, value, what: str) -> int | None:
@@ -88,16 +113,30 @@ class ParallelExecution:
             blocks of the same sweep there resumes from them (see `run`).
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
-        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``
-            and ``progress`` are always the executor's own: a model keyword argument of one of
-            these names cannot be passed here (it would silently set the executor's option); bind
-            it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
+        key: a random key (``jax.random.key(seed)``; a legacy ``jax.random.PRNGKey`` is accepted
+            and the model then gets legacy keys). The model is then called with the keyword
+            argument ``key`` set to `point_key` ``(key, i)``, i.e. ``jax.random.fold_in(key, i)``
+            for the point's flat index ``i`` (below 2**32), so results do not depend on
+            ``n_vmap``, ``n_pmap``, block sizes, resumption or processes. None (default): no key.
+        on_error: what a point whose model raises at run time does: ``"raise"`` (default) stops
+            with a `ModelError` naming it; ``"nan"`` fills its outputs (NaN; 0 for integers, False
+            for bools) and goes on; ``"mark"`` also records it, and every point with a non-finite
+            output, in ``results.failed`` (see `rerun`). A raising call is bisected to its failing
+            points and the others are computed (about two calls per halving per failing point,
+            plus one single-point call per point of each failing chunk).
+        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
+            ``progress``, ``key`` and ``on_error`` are always the executor's own: a model keyword
+            argument of one of these names cannot be passed here (it would silently set the
+            executor's option); bind it first, e.g.
+            ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
-            ``checkpoint_dir`` is not a path, ``progress`` is not a bool.
+            ``checkpoint_dir`` is not a path, ``progress`` is not a bool, ``key`` is not a key, or
+            ``key`` is given and the model takes no keyword argument ``key``.
         ValueError: ``n_vmap < 1``, ``n_pmap < 1`` or more than the available devices (the message
-            lists them); in a multi-process run, ``n_pmap`` not a multiple of the processes.
+            lists them); in a multi-process run, ``n_pmap`` not a multiple of the processes;
+            ``on_error`` not one of ``"raise"``, ``"nan"``, ``"mark"``.
 
     Examples:
         The example of the reference implementation (tvboptim), with namedax's modules:
@@ -142,9 +181,9 @@ class ParallelExecution:
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
                  n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-                 **kwargs: Any):
+                 key: Any = None, on_error: OnError = "raise", **kwargs: Any):
         op = "ParallelExecution"
-        _check_common(op, model, statespace, progress)
+        self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
         n_vmap = _count(op, n_vmap, "n_vmap")
         n_pmap = _count(op, n_pmap, "n_pmap")
         if n_vmap is not None and not 1 <= n_vmap <= _e._MAX:
@@ -204,16 +243,15 @@ class ParallelExecution:
         op = "ParallelExecution"
         space, model, devices = self.statespace, self.model, self._devices
         dyn, static = _e.split(model, self.args, self.kwargs)
-        try:
-            layout, arr_struct = _e.output_layout(static, space, dyn)
-        except Exception as e:
-            raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
+        layout, arr_struct = self._layout(op, static, dyn, self.args, self.kwargs)
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
         arrays = layout.allocate(n)
+        failed = np.zeros(n, bool) if self.on_error == "mark" else None
         ranges, ckpt = [(0, n)], None
         if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
-            man = manifest(space, layout, model, self.args, self.kwargs)
-            ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
+            man = manifest(space, layout, model, self.args, self.kwargs, key=self.key, on_error=self.on_error)
+            kept = arrays if failed is None else arrays + [failed]  # the failure record is a block leaf too
+            ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, kept, writer=jax.process_index() == 0)
         try:
             if ckpt is not None:
                 seen = int(digest(ranges)[:7], 16)
@@ -224,41 +262,107 @@ class ParallelExecution:
             n_vmap = self.n_vmap
             if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
                 timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
-                per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
+                per_point = _e.point_seconds(static, space, dyn, devices, self.key) if timed else None
                 n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
-            max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
-            todo = sum(b - a for a, b in ranges)
-            saved = 0
-            bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
-            try:
-                if todo:
-                    sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
-
-                    def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
-                        nonlocal saved
-                        if count == n:  # the whole sweep in one call: keep its arrays, no copy
-                            arrays[:] = host
-                        else:
-                            for dst, src in zip(arrays, host, strict=True):
-                                dst[start : start + count] = src
-                        if ckpt is not None:
-                            ckpt.write(start, count, [a[start : start + count] for a in arrays])
-                            saved += 1
-                        if bar is not None:
-                            if ckpt is not None:
-                                bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
-                            bar.update(count)
-
-                    sweep.run(ranges, on_block)
-            finally:
-                if bar is not None:
-                    bar.close()
+            todo = self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, ckpt,
+                                 self.on_error)
             if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
                 _e.barrier("namedax checkpoint written")
-            return Results(arrays, layout, space)
+            return Results(arrays, layout, space, failed=failed)
         finally:
             if ckpt is not None:  # the directory is free again for another run
                 ckpt.close()
+
+    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+        """Recompute only the failed points of ``results`` (``results.failed``, from a run with
+        ``on_error="mark"``), calling ``model(state, *args, **kwargs)``: the arguments replace the
+        executor's (pass them all again, e.g. with a smaller step size).
+
+        The points keep their flat indices, so they get the same keys. They are computed under
+        ``on_error="mark"``: a point that raises or returns non-finite values again stays marked.
+        Nothing is written to ``checkpoint_dir``. Consecutive failed points are computed together,
+        in chunks no longer than the average run of them.
+
+        Returns:
+            New `Results`: the rows of the recomputed points replaced, ``failed`` updated.
+
+        Raises:
+            TypeError: ``results`` is not a `Results`.
+            ValueError: ``results`` have no failure record or are of another space, or the model
+                returns another output structure with these arguments.
+
+        Examples:
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=4.0, free=True)}, n=5)
+            >>> def model(state, dt):
+            ...     return jnp.where(state["a"] * dt > 1.0, jnp.inf, state["a"] * dt)   # "diverges" for large steps
+            >>> ex = ParallelExecution(model, space, 0.5, on_error="mark")
+            >>> results = ex.run()
+            >>> results.failed
+            array([False, False, False,  True,  True])
+            >>> fixed = ex.rerun(results, 0.25)
+            >>> fixed.failed, fixed[:]
+            (array([False, False, False, False, False]), array([0.  , 0.5 , 1.  , 0.75, 1.  ], dtype=float32))
+        """
+        op = "ParallelExecution.rerun"
+        was = _check_rerun(op, self, results)
+        ranges = runs(was)
+        if not ranges:
+            return results
+        dyn, static = _e.split(self.model, args, kwargs)
+        layout, arr_struct = self._layout(op, static, dyn, args, kwargs)
+        _check_same_outputs(op, layout, results)
+        n_dev, todo = len(self._devices), int(was.sum())
+        n_vmap = self.n_vmap or _e.auto_n_vmap(todo, n_dev, layout.bytes_per_point, self._devices[0].platform)
+        n_vmap = max(1, min(n_vmap, -(-todo // (len(ranges) * n_dev))))  # scattered points: small chunks
+        arrays = [np.array(a) for a in results._arrays]
+        failed = was.copy()
+        self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, None, "mark")
+        return Results(arrays, results._layout, results.space, failed=failed)
+
+    def _layout(self, op: str, static, dyn, args: tuple, kwargs: dict):
+        try:
+            return _e.output_layout(static, self.statespace, dyn, self.key)
+        except Exception as e:  # its cause: the model's error
+            raise _e.diagnose_trace_error(op, self.model, self.statespace, args, kwargs, e, self.key)
+
+    def _compute(self, op: str, static, dyn, layout: Layout, arr_struct, ranges: list, n_vmap: int, arrays: list,
+                 failed: np.ndarray | None, ckpt: Checkpoint | None, on_error: str) -> int:
+        """Compute ``ranges`` into ``arrays`` (and ``failed``), writing blocks to ``ckpt``; the points done."""
+        space, devices, n = self.statespace, self._devices, self.statespace.N
+        max_map = _e.max_chunks(n, len(devices) * n_vmap, layout.bytes_per_point)
+        todo = sum(b - a for a, b in ranges)
+        saved = 0
+        bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
+        try:
+            if todo:
+                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices, self.key, on_error)
+
+                def on_block(start: int, count: int, host: list[np.ndarray], bad: np.ndarray | None = None) -> None:
+                    nonlocal saved
+                    if count == n:  # the whole sweep in one call: keep its arrays, no copy
+                        arrays[:] = host
+                    else:
+                        for dst, src in zip(arrays, host, strict=True):
+                            dst[start : start + count] = src
+                    if failed is not None:
+                        failed[start : start + count] = bad
+                    if ckpt is not None:
+                        kept = arrays if failed is None else arrays + [failed]
+                        ckpt.write(start, count, [a[start : start + count] for a in kept])
+                        saved += 1
+                    if bar is not None:
+                        if ckpt is not None:
+                            bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
+                        bar.update(count)
+
+                sweep.run(ranges, on_block)
+        finally:
+            if bar is not None:
+                bar.close()
+        return todo
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
@@ -281,12 +385,20 @@ class SequentialExecution:
         statespace: a space from `namedax.spaces`.
         *args: extra positional arguments of the model.
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
-        **kwargs: extra keyword arguments of the model. ``progress`` is always the executor's own:
-            a model keyword argument of that name cannot be passed here (it would silently set the
-            progress bar); bind it first, e.g. with ``functools.partial(model, progress=p)``.
+        key: a random key: the model gets ``key=point_key(key, i)`` at point ``i``, the same keys
+            as under `ParallelExecution` (see there).
+        on_error: ``"raise"`` (default), ``"nan"`` or ``"mark"``, as for `ParallelExecution`;
+            here every point is run on its own, so an exception of any kind (also from a model run
+            without jit) fails just its point.
+        **kwargs: extra keyword arguments of the model. ``progress``, ``key`` and ``on_error`` are
+            always the executor's own: a model keyword argument of one of these names cannot be
+            passed here (it would silently set the option); bind it first, e.g. with
+            ``functools.partial(model, progress=p)``.
 
     Raises:
-        TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a bool.
+        TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a
+            bool, ``key`` is not a key or the model takes no keyword argument ``key``.
+        ValueError: ``on_error`` is not one of ``"raise"``, ``"nan"``, ``"mark"``.
 
     Examples:
         >>> from namedax.spaces import GridSpace, Parameter
@@ -300,8 +412,10 @@ class SequentialExecution:
         [np.float32(-0.0), np.float32(-0.5), np.float32(10.0)]
     """
 
-    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True, **kwargs: Any):
-        _check_common("SequentialExecution", model, statespace, progress)
+    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True,
+                 key: Any = None, on_error: OnError = "raise", **kwargs: Any):
+        op = "SequentialExecution"
+        self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
         self.model = model
         self.statespace = statespace
         self.args = args
@@ -312,90 +426,171 @@ class SequentialExecution:
         """Evaluate the model at every point, in order.
 
         Returns:
-            `Results` over the space.
+            `Results` over the space (with ``failed`` under ``on_error="mark"``).
 
         Raises:
-            ModelError: the model raised on a point, or (when run without jit) returned a different
-                structure, shape or dtype at some point than at point 0; the message names the point.
+            ModelError: the model raised on a point (under ``on_error="raise"``, or on every point),
+                or (when run without jit) returned a different structure, shape or dtype at some
+                point than at the first; the message names the point.
         """
-        op = "SequentialExecution"
-        space, model = self.statespace, self.model
-        dyn, static = _e.split(model, self.args, self.kwargs)
+        return self._run("SequentialExecution", range(self.statespace.N), self.args, self.kwargs, None,
+                         self.on_error)
+
+    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+        """Recompute only the failed points of ``results`` with ``model(state, *args, **kwargs)``
+        (the arguments replace the executor's), under ``on_error="mark"``; as
+        `ParallelExecution.rerun`.
+
+        Returns:
+            New `Results`: the recomputed rows replaced, ``failed`` updated.
+
+        Raises:
+            TypeError / ValueError: as `ParallelExecution.rerun`.
+
+        Examples:
+            >>> import equinox as eqx
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import SequentialExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=3.0, free=True)}, n=4)
+            >>> def model(state, limit):
+            ...     return eqx.error_if(state["a"], state["a"] > limit, "too large")
+            >>> ex = SequentialExecution(model, space, 1.5, on_error="mark", progress=False)
+            >>> results = ex.run()
+            >>> results.failed, results[:]
+            (array([False, False,  True,  True]), array([ 0.,  1., nan, nan], dtype=float32))
+            >>> ex.rerun(results, 10.0)[:]
+            array([0., 1., 2., 3.], dtype=float32)
+        """
+        op = "SequentialExecution.rerun"
+        was = _check_rerun(op, self, results)
+        if not was.any():
+            return results
+        return self._run(op, np.flatnonzero(was), args, kwargs, results, "mark")
+
+    def _run(self, op: str, indices, args: tuple, kwargs: dict, base: Results | None, on_error: str) -> Results:
+        """The points ``indices`` into a copy of ``base`` (or new arrays): compiled once, else eagerly."""
+        space, model, key = self.statespace, self.model, self.key
+        dyn, static = _e.split(model, args, kwargs)
         try:
-            layout, _ = _e.output_layout(static, space, dyn)
+            layout, _ = _e.output_layout(static, space, dyn, key)
         except Exception as e:
-            err = _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)
-            if err.point is not None:  # the model itself raised
+            err = _e.diagnose_trace_error(op, model, space, args, kwargs, e, key)
+            if err.point is not None and on_error == "raise":  # the model itself raised
                 raise err  # its __cause__: the model's own error
-            return self._run_eager()
-        compiled = _e.compile_point(static, space, dyn)
-        arrays = layout.allocate(space.N)
-        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+            return self._run_eager(op, indices, args, kwargs, base, on_error, err)
+        if base is not None:
+            _check_same_outputs(op, layout, base)
+        compiled = _e.compile_point(static, space, dyn, key)
+        arrays, failed = _start(layout, space.N, base, on_error)
+        raised = np.zeros(len(indices), bool)
+        bar = _e.progress_bar(self.progress, len(indices), 0, "sweep")
 
-        def fail(i: int, e: Exception) -> ModelError:
-            return ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}", i)
+        def fail(pos: int, i: int, e: Exception) -> None:
+            if on_error == "raise":
+                raise ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}",
+                                 i) from e
+            raised[pos] = True
+            for dst in arrays:
+                dst[i] = fill_value(dst.dtype)
 
-        def store(i: int, out) -> None:
-            try:
-                for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
-                    dst[i] = np.asarray(leaf)
-            except Exception as e:
-                raise fail(i, e) from e
+        def store(pos: int, i: int, out) -> None:
+            if out is not None:
+                try:
+                    for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
+                        dst[i] = np.asarray(leaf)
+                except Exception as e:
+                    fail(pos, i, e)
             if bar is not None:
                 bar.update(1)
 
         try:
             prev = None
-            for i in range(space.N):
+            for pos, i in enumerate(indices):
                 try:
-                    out = compiled(space, space.block_start(i), dyn)
+                    out = compiled(space, space.block_start(i), dyn, key, _e.first_arg(key, i))
                 except Exception as e:
-                    raise fail(i, e) from e
+                    fail(pos, i, e)
+                    out = None
                 if prev is not None:
                     store(*prev)
-                prev = (i, out)
+                prev = (pos, i, out)
             if prev is not None:
                 store(*prev)
         finally:
             if bar is not None:
                 bar.close()
-        return Results(arrays, layout, space)
+        return _finish(arrays, layout, space, failed, indices, raised)
 
-    def _run_eager(self) -> Results:
-        op = "SequentialExecution"
-        space, model, args, kwargs = self.statespace, self.model, self.args, self.kwargs
-        layout = arrays = first = None
-        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+    def _run_eager(self, op: str, indices, args: tuple, kwargs: dict, base: Results | None, on_error: str,
+                   first_error: ModelError) -> Results:
+        space, model, key = self.statespace, self.model, self.key
+        layout = None if base is None else base._layout
+        first = None if layout is None else layout.describe()
+        where = "the points computed before"
+        arrays = failed = None
+        raised = np.zeros(len(indices), bool)
+        bar = _e.progress_bar(self.progress, len(indices), 0, "sweep")
         try:
-            for i in range(space.N):
+            for pos, i in enumerate(indices):
+                kw = kwargs if key is None else {**kwargs, "key": point_key(key, int(i))}
                 try:
-                    out = model(space[i], *args, **kwargs)
+                    out = model(space[i], *args, **kw)
                 except Exception as e:
-                    raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
-                                     f"{_e.short_error(e)}", i) from e
+                    if on_error == "raise":
+                        raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
+                                         f"{_e.short_error(e)}", int(i)) from e
+                    raised[pos] = True
+                    continue
+                finally:
+                    if bar is not None:
+                        bar.update(1)
                 out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
                 here = Layout(out)
                 if layout is None:
-                    layout, first = here, here.describe()
-                    arrays = layout.allocate(space.N)
+                    layout, first, where = here, here.describe(), _e.describe_point(space, i)
                 elif here.describe() != first:
                     raise ModelError(
                         f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
-                        f"{_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point must give "
-                        "the same PyTree of the same shapes and dtypes", i)
+                        f"{where}: {here.describe()} instead of {first}; every point must give the same PyTree of "
+                        "the same shapes and dtypes", int(i))
+                if arrays is None:
+                    arrays, failed = _start(layout, space.N, base, on_error)
                 leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
-                for dst, leaf in zip(cast(list, arrays), leaves, strict=True):
+                for dst, leaf in zip(arrays, leaves, strict=True):
                     dst[i] = np.asarray(leaf)
-                if bar is not None:
-                    bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
-        return Results(cast(list, arrays), cast(Layout, layout), space)  # set at the first point (N >= 1)
+        if layout is None:  # every point raised: there is no output structure to fill
+            raise ModelError(f"{op}: the model raised on every point; the first: {first_error}",
+                             first_error.point) from first_error.__cause__
+        if arrays is None:
+            arrays, failed = _start(layout, space.N, base, on_error)
+        for i in np.asarray(indices)[raised]:
+            for dst in arrays:
+                dst[i] = fill_value(dst.dtype)
+        return _finish(arrays, layout, space, failed, indices, raised)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
         return f"SequentialExecution({name}, {self.statespace!r})"
+
+
+def _start(layout: Layout, n: int, base: Results | None, on_error: str) -> tuple[list, np.ndarray | None]:
+    """The arrays to fill (a copy of ``base``'s, or new) and the failure record (under "mark")."""
+    if base is not None:
+        return [np.array(a) for a in base._arrays], np.array(base.failed)
+    return layout.allocate(n), (np.zeros(n, bool) if on_error == "mark" else None)
+
+
+def _finish(arrays: list, layout: Layout, space: AbstractSpace, failed: np.ndarray | None, indices,
+            raised: np.ndarray) -> Results:
+    """The Results, with the points of ``indices`` marked if they raised or are not finite."""
+    if failed is not None:
+        idx = np.asarray(indices)
+        failed[idx] = raised | nonfinite([a[idx] for a in arrays], len(idx))
+    return Results(arrays, layout, space, failed=failed)
 
 
 def _number_as_array(x) -> Any:
