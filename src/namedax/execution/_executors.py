@@ -230,13 +230,18 @@ class ParallelExecution:
         set aside as ``<name>.rejected`` and recomputed. In a multi-process run the directory must be
         shared; process 0 writes it.
 
+        With ``on_error="mark"`` the blocks also hold their part of ``results.failed``; the key and
+        the policy are part of the manifest (another key or policy is another sweep).
+
         Returns:
-            `Results` over the space (on every process, in a multi-process run).
+            `Results` over the space (on every process, in a multi-process run), with ``failed``
+            under ``on_error="mark"``.
 
         Raises:
-            ModelError: the model raised, or could not be traced, on a point (the message names it;
-                a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
-                down to the failing point).
+            ModelError: the model could not be traced, or (under ``on_error="raise"``) raised on a
+                point (the message names it; a model that raises at run time, e.g. through
+                ``equinox.error_if``, is bisected down to the failing point); under ``"nan"`` or
+                ``"mark"``, a model raising at run time in a multi-process run.
             ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
                 model or arguments), is in use by another running sweep, or cannot be written.
         """
