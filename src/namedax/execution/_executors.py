@@ -494,7 +494,7 @@ class SequentialExecution:
         def fail(pos: int, i: int, e: Exception) -> None:
             if on_error == "raise":
                 raise ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}",
-                                 i) from e
+                                 int(i)) from e
             raised[pos] = True
             for dst in arrays:
                 dst[i] = fill_value(dst.dtype)
@@ -593,8 +593,8 @@ def _finish(arrays: list, layout: Layout, space: AbstractSpace, failed: np.ndarr
             raised: np.ndarray) -> Results:
     """The Results, with the points of ``indices`` marked if they raised or are not finite."""
     if failed is not None:
-        idx = np.asarray(indices)
-        failed[idx] = raised | nonfinite([a[idx] for a in arrays], len(idx))
+        idx = slice(None) if isinstance(indices, range) else np.asarray(indices)  # a range: every point, no copy
+        failed[idx] = raised | nonfinite([a[idx] for a in arrays], len(raised))
     return Results(arrays, layout, space, failed=failed)
 
 
