@@ -15,7 +15,16 @@ from ..spaces._base import AbstractSpace
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
-from ._failures import OnError, check_on_error, fill_value, nonfinite, runs
+from ._failures import (
+    OnError,
+    check_on_error,
+    check_rerun,
+    check_same_outputs,
+    fill_value,
+    marked_results,
+    runs,
+    start_arrays,
+)
 from ._keys import check_accepts_key, check_key, point_key
 from ._results import Layout, Results
 
@@ -42,24 +51,6 @@ def _check_common(op: str, model, statespace, progress, key, on_error) -> tuple[
     if key is not None:
         check_accepts_key(op, model)
     return key, check_on_error(op, on_error)
-
-
-def _check_rerun(op: str, ex, results) -> np.ndarray:
-    """The failure record of ``results``, if they come from a sweep of this executor's space with one."""
-    if not isinstance(results, Results):
-        raise TypeError(f"{op}: `results` must be the Results of a run, got {type(results).__name__}")
-    if results.space is not ex.statespace and results.space.fingerprint() != ex.statespace.fingerprint():
-        raise ValueError(f"{op}: `results` are of another space ({results.space!r}) than this executor's "
-                         f"({ex.statespace!r})")
-    if results.failed is None:
-        raise ValueError(f"{op}: `results` hold no record of failed points; run with on_error=\"mark\" to get one")
-    return results.failed
-
-
-def _check_same_outputs(op: str, layout: Layout, results: Results) -> None:
-    if layout.describe() != results._layout.describe():
-        raise ValueError(f"{op}: with these arguments the model returns {layout.describe()}, but the results hold "
-                         f"{results._layout.describe()}; a rerun must return the same structure, shapes and dtypes")
 
 
 def _count(op: str, value, what: str) -> int | None:
@@ -312,18 +303,17 @@ class ParallelExecution:
             (array([False, False, False, False, False]), array([0.  , 0.5 , 1.  , 0.75, 1.  ], dtype=float32))
         """
         op = "ParallelExecution.rerun"
-        was = _check_rerun(op, self, results)
+        was = check_rerun(op, self, results)
         ranges = runs(was)
         if not ranges:
             return results
         dyn, static = _e.split(self.model, args, kwargs)
         layout, arr_struct = self._layout(op, static, dyn, args, kwargs)
-        _check_same_outputs(op, layout, results)
+        check_same_outputs(op, layout, results)
         n_dev, todo = len(self._devices), int(was.sum())
         n_vmap = self.n_vmap or _e.auto_n_vmap(todo, n_dev, layout.bytes_per_point, self._devices[0].platform)
         n_vmap = max(1, min(n_vmap, -(-todo // (len(ranges) * n_dev))))  # scattered points: small chunks
-        arrays = [np.array(a) for a in results._arrays]
-        failed = was.copy()
+        arrays, failed = start_arrays(layout, self.statespace.N, results, "mark")
         self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, None, "mark")
         return Results(arrays, results._layout, results.space, failed=failed)
 
@@ -468,7 +458,7 @@ class SequentialExecution:
             array([0., 1., 2., 3.], dtype=float32)
         """
         op = "SequentialExecution.rerun"
-        was = _check_rerun(op, self, results)
+        was = check_rerun(op, self, results)
         if not was.any():
             return results
         return self._run(op, np.flatnonzero(was), args, kwargs, results, "mark")
@@ -485,9 +475,9 @@ class SequentialExecution:
                 raise err  # its __cause__: the model's own error
             return self._run_eager(op, indices, args, kwargs, base, on_error, err)
         if base is not None:
-            _check_same_outputs(op, layout, base)
+            check_same_outputs(op, layout, base)
         compiled = _e.compile_point(static, space, dyn, key)
-        arrays, failed = _start(layout, space.N, base, on_error)
+        arrays, failed = start_arrays(layout, space.N, base, on_error)
         raised = np.zeros(len(indices), bool)
         bar = _e.progress_bar(self.progress, len(indices), 0, "sweep")
 
@@ -525,7 +515,7 @@ class SequentialExecution:
         finally:
             if bar is not None:
                 bar.close()
-        return _finish(arrays, layout, space, failed, indices, raised)
+        return marked_results(arrays, layout, space, failed, indices, raised)
 
     def _run_eager(self, op: str, indices, args: tuple, kwargs: dict, base: Results | None, on_error: str,
                    first_error: ModelError) -> Results:
@@ -560,7 +550,7 @@ class SequentialExecution:
                         f"{where}: {here.describe()} instead of {first}; every point must give the same PyTree of "
                         "the same shapes and dtypes", int(i))
                 if arrays is None:
-                    arrays, failed = _start(layout, space.N, base, on_error)
+                    arrays, failed = start_arrays(layout, space.N, base, on_error)
                 leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
                 for dst, leaf in zip(arrays, leaves, strict=True):
                     dst[i] = np.asarray(leaf)
@@ -571,31 +561,15 @@ class SequentialExecution:
             raise ModelError(f"{op}: the model raised on every point; the first: {first_error}",
                              first_error.point) from first_error.__cause__
         if arrays is None:
-            arrays, failed = _start(layout, space.N, base, on_error)
+            arrays, failed = start_arrays(layout, space.N, base, on_error)
         for i in np.asarray(indices)[raised]:
             for dst in arrays:
                 dst[i] = fill_value(dst.dtype)
-        return _finish(arrays, layout, space, failed, indices, raised)
+        return marked_results(arrays, layout, space, failed, indices, raised)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
         return f"SequentialExecution({name}, {self.statespace!r})"
-
-
-def _start(layout: Layout, n: int, base: Results | None, on_error: str) -> tuple[list, np.ndarray | None]:
-    """The arrays to fill (a copy of ``base``'s, or new) and the failure record (under "mark")."""
-    if base is not None:
-        return [np.array(a) for a in base._arrays], np.array(base.failed)
-    return layout.allocate(n), (np.zeros(n, bool) if on_error == "mark" else None)
-
-
-def _finish(arrays: list, layout: Layout, space: AbstractSpace, failed: np.ndarray | None, indices,
-            raised: np.ndarray) -> Results:
-    """The Results, with the points of ``indices`` marked if they raised or are not finite."""
-    if failed is not None:
-        idx = slice(None) if isinstance(indices, range) else np.asarray(indices)  # a range: every point, no copy
-        failed[idx] = raised | nonfinite([a[idx] for a in arrays], len(raised))
-    return Results(arrays, layout, space, failed=failed)
 
 
 def _number_as_array(x) -> Any:

@@ -9,7 +9,8 @@
   checkpoints and lets the executors' ``rerun`` recompute just those points.
 
 A model that cannot be traced at all, or raises on every point when traced, always raises: there
-is no output structure to fill.
+is no output structure to fill. The helpers at the end serve the executors' ``rerun`` and
+`SequentialExecution`'s point-by-point record.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
+
+from ..spaces._base import AbstractSpace
+from ._results import Layout, Results
 
 OnError = Literal["raise", "nan", "mark"]
 _POLICIES = ("raise", "nan", "mark")
@@ -52,3 +56,40 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     m = np.concatenate([[False], np.asarray(mask, bool), [False]])
     edges = np.flatnonzero(m[1:] != m[:-1])
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+# ---- for the executors: reruns and the record of a point-by-point run ----
+
+
+def check_rerun(op: str, ex, results) -> np.ndarray:
+    """The failure record of ``results``, if they come from a sweep of this executor's space with one."""
+    if not isinstance(results, Results):
+        raise TypeError(f"{op}: `results` must be the Results of a run, got {type(results).__name__}")
+    if results.space is not ex.statespace and results.space.fingerprint() != ex.statespace.fingerprint():
+        raise ValueError(f"{op}: `results` are of another space ({results.space!r}) than this executor's "
+                         f"({ex.statespace!r})")
+    if results.failed is None:
+        raise ValueError(f"{op}: `results` hold no record of failed points; run with on_error=\"mark\" to get one")
+    return results.failed
+
+
+def check_same_outputs(op: str, layout: Layout, results: Results) -> None:
+    if layout.describe() != results._layout.describe():
+        raise ValueError(f"{op}: with these arguments the model returns {layout.describe()}, but the results hold "
+                         f"{results._layout.describe()}; a rerun must return the same structure, shapes and dtypes")
+
+
+def start_arrays(layout: Layout, n: int, base: Results | None, on_error: str) -> tuple[list, np.ndarray | None]:
+    """The arrays to fill (a copy of ``base``'s, or new) and the failure record (under "mark")."""
+    if base is not None:
+        return [np.array(a) for a in base._arrays], np.array(base.failed)
+    return layout.allocate(n), (np.zeros(n, bool) if on_error == "mark" else None)
+
+
+def marked_results(arrays: list, layout: Layout, space: AbstractSpace, failed: np.ndarray | None, indices,
+                   raised: np.ndarray) -> Results:
+    """The Results, with the points of ``indices`` marked if they raised or are not finite."""
+    if failed is not None:
+        idx = slice(None) if isinstance(indices, range) else np.asarray(indices)  # a range: every point, no copy
+        failed[idx] = raised | nonfinite([a[idx] for a in arrays], len(raised))
+    return Results(arrays, layout, space, failed=failed)
