@@ -34,7 +34,7 @@ def check_on_error(op: str, on_error: object) -> str:
     return on_error
 
 
-def fill_value(dtype: np.dtype) -> object:
+def fill_value(dtype: np.dtype) -> float | int | bool:
     """What a failed point's leaf holds: NaN (floating, complex), 0 (integer), False (bool)."""
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.inexact):
