@@ -22,6 +22,10 @@ How a parallel sweep runs:
   so the model never sees a made-up state, and never reaches the results.
 
 Results do not depend on ``n_vmap`` or ``n_pmap`` (up to float rounding of the model under vmap).
+A stochastic model gets its own key per point with ``key=`` (`point_key`: folded from the point's
+flat index, so the draws do not depend on how the sweep is cut up either), and ``on_error=``
+chooses what a failing point does: stop the sweep (``"raise"``), fill NaN (``"nan"``), or also be
+recorded in ``Results.failed`` for a ``rerun`` (``"mark"``).
 
     >>> import jax.numpy as jnp
     >>> from namedax.spaces import GridSpace, Parameter
@@ -42,5 +46,6 @@ Results do not depend on ``n_vmap`` or ``n_pmap`` (up to float rounding of the m
 
 from ._engine import ModelError as ModelError
 from ._executors import ParallelExecution as ParallelExecution, SequentialExecution as SequentialExecution
+from ._keys import point_key as point_key
 from ._results import Results as Results
 from ._optimize import OptimizeResults as OptimizeResults, optimize as optimize

@@ -40,6 +40,7 @@ import jax
 import numpy as np
 
 from ..core._digest import Unfingerprintable, code_digest, digest, digest_of, stable_repr
+from ._keys import fingerprint
 
 _log = logging.getLogger("namedax.execution")
 
@@ -47,7 +48,9 @@ _MANIFEST = "manifest.json"
 _META = "namedax_block"  # the npz member recording the block's sweep, range and content hash
 _LOCK = ".namedax-lock"  # flock'ed by the writing run, for the whole run; holds its pid
 _FORMAT = "namedax-sweep/5"  # 2: code and per-argument digests; 3: one digest encoding, per-part space digests;
-# 4: owner lock, pid-named temps, blocks bound to their range and content; 5: digests by content, checkpoint_key
+# 4: owner lock, pid-named temps, blocks bound to their range and content; 5: digests by content,
+# checkpoint_key, the random key and the failure policy (under "mark" every block holds the failure
+# record as its last leaf)
 _BLOCK = re.compile(r"^block-(\d{20})-(\d{20})\.npz$")
 
 
@@ -177,7 +180,7 @@ def _unbits(a: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
 
 def _sweep_id(manifest: dict) -> str:
     """What binds a block to its sweep: a digest of the manifest's compared fields."""
-    keys = ("format", "space", "N", "outputs", "model", "code", "arguments")
+    keys = ("format", "space", "N", "outputs", "model", "code", "arguments", "key", "on_error")
     return hashlib.blake2b(json.dumps([manifest[k] for k in keys]).encode(), digest_size=16).hexdigest()
 
 
@@ -332,6 +335,14 @@ def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
     if old.get("model") != new["model"]:
         raise ValueError(f"{op}: {where} holds a sweep of another model ({old.get('model')!r}, this run "
                          f"{new['model']!r}); pass another checkpoint_dir or delete it")
+    if old.get("key") != new["key"]:
+        raise ValueError(f"{op}: {where} holds a sweep run with another random `key` "
+                         f"({'no key' if old.get('key') is None else 'a different key'} then, "
+                         f"{'no key' if new['key'] is None else 'this key'} now): its points drew other random "
+                         "numbers; pass another checkpoint_dir or delete it")
+    if old.get("on_error") != new["on_error"]:
+        raise ValueError(f"{op}: {where} holds a sweep run with on_error={old.get('on_error')!r}, this run has "
+                         f"on_error={new['on_error']!r}; pass another checkpoint_dir or delete it")
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
                          f"({_which(_which_arguments, old, new)}); pass another checkpoint_dir or delete it")
@@ -379,24 +390,25 @@ def _which_arguments(old: dict, new: dict) -> str:
     return ", ".join(out) or "the model's own leaves differ"
 
 
-def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None, *, op: str = "run",
-             key: str | None = None) -> dict:
+def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = None, key: Any = None,
+             on_error: str = "raise", *, op: str = "run", checkpoint_key: str | None = None) -> dict:
     """The manifest of a sweep: everything that must match for a checkpoint to be resumed.
 
     The model and its extra arguments get one digest as a whole (``arguments``: structure and
     content, see `Fingerprint`) and one each (only to say which differ); the model and the callables
     among its arguments a digest of their code (see `code_digest`); the space one per part (to say
-    which differs). With ``key`` (the executors' ``checkpoint_key``) the user's string stands for
-    the model's arguments instead of their content, and unreadable values in the code stand as
-    their types. Without it, an argument whose content cannot be read is refused (`_unreadable`)."""
+    which differs); the random ``key`` its kind and digest. With ``checkpoint_key`` (the executors'
+    option) the user's string stands for the model's arguments instead of their content, and
+    unreadable values in the code stand as their types. Without it, an argument whose content
+    cannot be read is refused (`_unreadable`)."""
     kwargs = kwargs or {}
     callables = [model, *(x for x in jax.tree.leaves((model, args, kwargs)) if callable(x))]
     try:
         parts = space._digests()
     except Unfingerprintable as e:
         raise _unreadable(op, "the space's state", e) from None
-    if key is not None:
-        arguments = digest_of(key, "checkpoint_key")
+    if checkpoint_key is not None:
+        arguments = digest_of(checkpoint_key, "checkpoint_key")
         per = {"args": [], "kwargs": {}, "key": arguments[:16]}
         code = code_digest(callables, strict=False)
     else:
@@ -421,6 +433,8 @@ def manifest(space, layout, model: Any, args: tuple = (), kwargs: dict | None = 
         "code": code,
         "arguments": arguments,
         "argument_digests": per,
+        "key": fingerprint(key),
+        "on_error": on_error,
     }
 
 

@@ -16,6 +16,17 @@ from ..spaces._base import AbstractSpace
 from . import _engine as _e
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
+from ._failures import (
+    OnError,
+    check_on_error,
+    check_rerun,
+    check_same_outputs,
+    fill_value,
+    nonfinite,
+    runs,
+    start_arrays,
+)
+from ._keys import check_accepts_key, check_key, point_key
 from ._results import Layout, OutputError, Results
 
 ModelError.__module__ = "namedax.execution"  # its public home, in tracebacks
@@ -27,7 +38,8 @@ def _available() -> str:
     return f"{len(devs)} available device{'s' * (len(devs) != 1)}{procs}: {devs}"
 
 
-def _check_common(op: str, model, statespace, progress) -> None:
+def _check_common(op: str, model, statespace, progress, key, on_error) -> tuple[Any, str]:
+    """Check the options both executors share; the key (checked) and the failure policy."""
     if not callable(model):
         raise TypeError(f"{op}: `model` must be callable as model(state, *args, **kwargs), got "
                         f"{type(model).__name__}: {model!r}")
@@ -36,6 +48,10 @@ def _check_common(op: str, model, statespace, progress) -> None:
                         f"DataSpace), got {type(statespace).__name__}")
     if not isinstance(progress, bool | np.bool_):
         raise TypeError(f"{op}: `progress` must be a bool, got {progress!r}")
+    key = check_key(op, key)
+    if key is not None:
+        check_accepts_key(op, model)
+    return key, check_on_error(op, on_error)
 
 
 def _check_checkpoint(op: str, checkpoint_dir, checkpoint_key) -> None:
@@ -58,7 +74,8 @@ def _open_checkpoint(op: str, ex, layout: Layout, arrays: list, writer: bool = T
     ``(None, [(0, N)])`` without ``checkpoint_dir``."""
     if ex.checkpoint_dir is None:
         return None, [(0, ex.statespace.N)]
-    man = manifest(ex.statespace, layout, ex.model, ex.args, ex.kwargs, op=op, key=ex.checkpoint_key)
+    man = manifest(ex.statespace, layout, ex.model, ex.args, ex.kwargs, key=ex.key, on_error=ex.on_error, op=op,
+                   checkpoint_key=ex.checkpoint_key)
     return Checkpoint.open(op, ex.checkpoint_dir, man, arrays, writer=writer)
 
 
@@ -135,18 +152,32 @@ class ParallelExecution:
             refuses and says which); change the key whenever those arguments change.
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
+        key: a random key (``jax.random.key(seed)``; a legacy ``jax.random.PRNGKey`` is accepted
+            and the model then gets legacy keys). The model is then called with the keyword
+            argument ``key`` set to `point_key` ``(key, i)``, i.e. ``jax.random.fold_in(key, i)``
+            for the point's flat index ``i`` (below 2**32), so results do not depend on
+            ``n_vmap``, ``n_pmap``, block sizes, resumption or processes. None (default): no key.
+        on_error: what a point whose model raises at run time does: ``"raise"`` (default) stops
+            with a `ModelError` naming it; ``"nan"`` fills its outputs (NaN; 0 for integers, False
+            for bools) and goes on; ``"mark"`` also records it, and every point with a non-finite
+            output, in ``results.failed`` (see `rerun`). A raising call is bisected to its failing
+            points and the others are computed (about two calls per halving per failing point,
+            plus one single-point call per point of each failing chunk).
         **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
-            ``checkpoint_key`` and ``progress`` are always the executor's own: a model keyword argument of one of
-            these names cannot be passed here (it would silently set the executor's option); bind
-            it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
+            ``checkpoint_key``, ``progress``, ``key`` and ``on_error`` are always the executor's
+            own: a model keyword argument of one of these names cannot be passed here (it would
+            silently set the executor's option); bind it first, e.g.
+            ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, a count is not an int,
             ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string, ``progress`` is
-            not a bool.
+            not a bool, ``key`` is not a key, or ``key`` is given and the model takes no keyword
+            argument ``key``.
         ValueError: ``checkpoint_key`` without ``checkpoint_dir``; ``n_vmap < 1``, ``n_pmap < 1``
             or more than the available devices (the message lists them); in a multi-process run,
-            ``n_pmap`` not a multiple of the processes.
+            ``n_pmap`` not a multiple of the processes; ``on_error`` not one of ``"raise"``,
+            ``"nan"``, ``"mark"``.
 
     Examples:
         The example of the reference implementation (tvboptim), with namedax's modules:
@@ -191,9 +222,10 @@ class ParallelExecution:
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
                  n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None,
-                 checkpoint_key: str | None = None, progress: bool = True, **kwargs: Any):
+                 checkpoint_key: str | None = None, progress: bool = True, key: Any = None,
+                 on_error: OnError = "raise", **kwargs: Any):
         op = "ParallelExecution"
-        _check_common(op, model, statespace, progress)
+        self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
         n_vmap = _count(op, n_vmap, "n_vmap")
         n_pmap = _count(op, n_pmap, "n_pmap")
         if n_vmap is not None and not 1 <= n_vmap <= _e._MAX:
@@ -236,13 +268,18 @@ class ParallelExecution:
         set aside as ``<name>.rejected`` and recomputed. In a multi-process run the directory must be
         shared; process 0 writes it.
 
+        With ``on_error="mark"`` the blocks also hold their part of ``results.failed``; the key and
+        the policy are part of the manifest (another key or policy is another sweep).
+
         Returns:
-            `Results` over the space (on every process, in a multi-process run).
+            `Results` over the space (on every process, in a multi-process run), with ``failed``
+            under ``on_error="mark"``.
 
         Raises:
-            ModelError: the model raised, or could not be traced, on a point (the message names it;
-                a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
-                down to the failing point).
+            ModelError: the model could not be traced, or (under ``on_error="raise"``) raised on a
+                point (the message names it; a model that raises at run time, e.g. through
+                ``equinox.error_if``, is bisected down to the failing point); under ``"nan"`` or
+                ``"mark"``, a model raising at run time in a multi-process run.
             TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
                 ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
             ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
@@ -251,16 +288,13 @@ class ParallelExecution:
         op = "ParallelExecution"
         space, model, devices = self.statespace, self.model, self._devices
         dyn, static = _e.split(model, self.args, self.kwargs)
-        try:
-            layout, arr_struct = _e.output_layout(static, space, dyn)
-        except OutputError as e:
-            raise TypeError(f"{op}: {e}") from None
-        except Exception as e:
-            raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
+        layout, arr_struct = self._layout(op, static, dyn, self.args, self.kwargs)
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
         arrays = layout.allocate(n, op)
-        # before any compute: an unusable checkpoint directory fails now
-        ckpt, ranges = _open_checkpoint(op, self, layout, arrays, writer=jax.process_index() == 0)
+        failed = np.zeros(n, bool) if self.on_error == "mark" else None
+        # before any compute: an unusable checkpoint directory fails now; the failure record is a block leaf too
+        ckpt, ranges = _open_checkpoint(op, self, layout, arrays if failed is None else arrays + [failed],
+                                        writer=jax.process_index() == 0)
         try:
             if ckpt is not None:
                 seen = int(digest(ranges)[:7], 16)
@@ -271,41 +305,108 @@ class ParallelExecution:
             n_vmap = self.n_vmap
             if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
                 timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
-                per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
+                per_point = _e.point_seconds(static, space, dyn, devices, self.key) if timed else None
                 n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
-            max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
-            todo = sum(b - a for a, b in ranges)
-            saved = 0
-            bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
-            try:
-                if todo:
-                    sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
-
-                    def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
-                        nonlocal saved
-                        if count == n:  # the whole sweep in one call: keep its arrays, no copy
-                            arrays[:] = host
-                        else:
-                            for dst, src in zip(arrays, host, strict=True):
-                                dst[start : start + count] = src
-                        if ckpt is not None:
-                            ckpt.write(start, count, [a[start : start + count] for a in arrays])
-                            saved += 1
-                        if bar is not None:
-                            if ckpt is not None:
-                                bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
-                            bar.update(count)
-
-                    sweep.run(ranges, on_block)
-            finally:
-                if bar is not None:
-                    bar.close()
+            todo = self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, ckpt,
+                                 self.on_error)
             if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
                 _e.barrier("namedax checkpoint written")
-            return Results(arrays, layout, space)
+            return Results(arrays, layout, space, failed=failed)
         finally:
             if ckpt is not None:  # the directory is free again for another run
                 ckpt.close()
+
+    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+        """Recompute only the failed points of ``results`` (``results.failed``, from a run with
+        ``on_error="mark"``), calling ``model(state, *args, **kwargs)``: the arguments replace the
+        executor's (pass them all again, e.g. with a smaller step size).
+
+        The points keep their flat indices, so they get the same keys. They are computed under
+        ``on_error="mark"``: a point that raises or returns non-finite values again stays marked.
+        Nothing is written to ``checkpoint_dir``. Consecutive failed points are computed together,
+        in chunks no longer than the average run of them.
+
+        Returns:
+            New `Results`: the rows of the recomputed points replaced, ``failed`` updated.
+
+        Raises:
+            TypeError: ``results`` is not a `Results`.
+            ValueError: ``results`` have no failure record or are of another space, or the model
+                returns another output structure with these arguments.
+
+        Examples:
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=4.0, free=True)}, n=5)
+            >>> def model(state, dt):
+            ...     return jnp.where(state["a"] * dt > 1.0, jnp.inf, state["a"] * dt)   # "diverges" for large steps
+            >>> ex = ParallelExecution(model, space, 0.5, on_error="mark")
+            >>> results = ex.run()
+            >>> results.failed
+            array([False, False, False,  True,  True])
+            >>> fixed = ex.rerun(results, 0.25)
+            >>> fixed.failed, fixed[:]
+            (array([False, False, False, False, False]), array([0.  , 0.5 , 1.  , 0.75, 1.  ], dtype=float32))
+        """
+        op = "ParallelExecution.rerun"
+        was = check_rerun(op, self, results)
+        ranges = runs(was)
+        if not ranges:
+            return results
+        dyn, static = _e.split(self.model, args, kwargs)
+        layout, arr_struct = self._layout(op, static, dyn, args, kwargs)
+        check_same_outputs(op, layout, results)
+        n_dev, todo = len(self._devices), int(was.sum())
+        n_vmap = self.n_vmap or _e.auto_n_vmap(todo, n_dev, layout.bytes_per_point, self._devices[0].platform)
+        n_vmap = max(1, min(n_vmap, -(-todo // (len(ranges) * n_dev))))  # scattered points: small chunks
+        arrays, failed = start_arrays(layout, self.statespace.N, results, "mark")
+        self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, None, "mark")
+        return Results(arrays, results._layout, results.space, failed=failed)
+
+    def _layout(self, op: str, static, dyn, args: tuple, kwargs: dict):
+        try:
+            return _e.output_layout(static, self.statespace, dyn, self.key)
+        except OutputError as e:
+            raise TypeError(f"{op}: {e}") from None
+        except Exception as e:  # its cause: the model's error
+            raise _e.diagnose_trace_error(op, self.model, self.statespace, args, kwargs, e, self.key)
+
+    def _compute(self, op: str, static, dyn, layout: Layout, arr_struct, ranges: list, n_vmap: int, arrays: list,
+                 failed: np.ndarray | None, ckpt: Checkpoint | None, on_error: str) -> int:
+        """Compute ``ranges`` into ``arrays`` (and ``failed``), writing blocks to ``ckpt``; the points done."""
+        space, devices, n = self.statespace, self._devices, self.statespace.N
+        max_map = _e.max_chunks(n, len(devices) * n_vmap, layout.bytes_per_point)
+        todo = sum(b - a for a, b in ranges)
+        saved = 0
+        bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
+        try:
+            if todo:
+                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices, self.key, on_error)
+
+                def on_block(start: int, count: int, host: list[np.ndarray], bad: np.ndarray | None = None) -> None:
+                    nonlocal saved
+                    if count == n:  # the whole sweep in one call: keep its arrays, no copy
+                        arrays[:] = host
+                    else:
+                        for dst, src in zip(arrays, host, strict=True):
+                            dst[start : start + count] = src
+                    if failed is not None:
+                        failed[start : start + count] = bad
+                    if ckpt is not None:
+                        kept = arrays if failed is None else arrays + [failed]
+                        ckpt.write(start, count, [a[start : start + count] for a in kept])
+                        saved += 1
+                    if bar is not None:
+                        if ckpt is not None:
+                            bar.set_postfix_str(f"saved {saved} block{'s' * (saved != 1)}", refresh=False)
+                        bar.update(count)
+
+                sweep.run(ranges, on_block)
+        finally:
+            if bar is not None:
+                bar.close()
+        return todo
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
@@ -334,15 +435,22 @@ class SequentialExecution:
         checkpoint_key: a string that identifies the model's arguments instead of their content
             (see `ParallelExecution`).
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
-        **kwargs: extra keyword arguments of the model. ``checkpoint_dir``, ``checkpoint_key`` and
-            ``progress`` are always the executor's own: a model keyword argument of one of these
-            names cannot be passed here (it would silently set the executor's option); bind it
-            first, e.g. with ``functools.partial(model, progress=p)``.
+        key: a random key: the model gets ``key=point_key(key, i)`` at point ``i``, the same keys
+            as under `ParallelExecution` (see there).
+        on_error: ``"raise"`` (default), ``"nan"`` or ``"mark"``, as for `ParallelExecution`;
+            here every point is run on its own, so an exception of any kind (also from a model run
+            without jit) fails just its point.
+        **kwargs: extra keyword arguments of the model. ``checkpoint_dir``, ``checkpoint_key``,
+            ``progress``, ``key`` and ``on_error`` are always the executor's own: a model keyword
+            argument of one of these names cannot be passed here (it would silently set the
+            option); bind it first, e.g. with ``functools.partial(model, progress=p)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a
-            bool, ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string.
-        ValueError: ``checkpoint_key`` without ``checkpoint_dir``.
+            bool, ``checkpoint_dir`` is not a path, ``checkpoint_key`` is not a string, ``key`` is
+            not a key or the model takes no keyword argument ``key``.
+        ValueError: ``checkpoint_key`` without ``checkpoint_dir``; ``on_error`` is not one of
+            ``"raise"``, ``"nan"``, ``"mark"``.
 
     Examples:
         >>> from namedax.spaces import GridSpace, Parameter
@@ -358,9 +466,10 @@ class SequentialExecution:
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any,
                  checkpoint_dir: str | os.PathLike | None = None, checkpoint_key: str | None = None,
-                 progress: bool = True, **kwargs: Any):
-        _check_common("SequentialExecution", model, statespace, progress)
-        _check_checkpoint("SequentialExecution", checkpoint_dir, checkpoint_key)
+                 progress: bool = True, key: Any = None, on_error: OnError = "raise", **kwargs: Any):
+        op = "SequentialExecution"
+        self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
+        _check_checkpoint(op, checkpoint_dir, checkpoint_key)
         self.model = model
         self.statespace = statespace
         self.args = args
@@ -373,127 +482,224 @@ class SequentialExecution:
         """Evaluate the model at every point, in order.
 
         Returns:
-            `Results` over the space.
+            `Results` over the space (with ``failed`` under ``on_error="mark"``).
 
         Raises:
-            ModelError: the model raised on a point, or (when run without jit) returned a different
-                structure, shape or dtype at some point than at point 0; the message names the point.
+            ModelError: the model raised on a point (under ``on_error="raise"``, or on every point),
+                or (when run without jit) returned a different structure, shape or dtype at some
+                point than at the first; the message names the point.
             TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
                 ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
             ValueError: ``checkpoint_dir`` holds another sweep, is in use by another running
                 sweep, or cannot be written.
         """
-        op = "SequentialExecution"
-        space, model = self.statespace, self.model
-        dyn, static = _e.split(model, self.args, self.kwargs)
+        return self._run("SequentialExecution", None, self.args, self.kwargs, None, self.on_error)
+
+    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+        """Recompute only the failed points of ``results`` with ``model(state, *args, **kwargs)``
+        (the arguments replace the executor's), under ``on_error="mark"``; as
+        `ParallelExecution.rerun`.
+
+        Returns:
+            New `Results`: the recomputed rows replaced, ``failed`` updated.
+
+        Raises:
+            TypeError / ValueError: as `ParallelExecution.rerun`.
+
+        Examples:
+            >>> import equinox as eqx
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import SequentialExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=3.0, free=True)}, n=4)
+            >>> def model(state, limit):
+            ...     return eqx.error_if(state["a"], state["a"] > limit, "too large")
+            >>> ex = SequentialExecution(model, space, 1.5, on_error="mark", progress=False)
+            >>> results = ex.run()
+            >>> results.failed, results[:]
+            (array([False, False,  True,  True]), array([ 0.,  1., nan, nan], dtype=float32))
+            >>> ex.rerun(results, 10.0)[:]
+            array([0., 1., 2., 3.], dtype=float32)
+        """
+        op = "SequentialExecution.rerun"
+        was = check_rerun(op, self, results)
+        if not was.any():
+            return results
+        return self._run(op, runs(was), args, kwargs, results, "mark")
+
+    def _run(self, op: str, ranges: list | None, args: tuple, kwargs: dict, base: Results | None,
+             on_error: str) -> Results:
+        """The points of ``ranges`` (None: the sweep, less what the checkpoint holds) into a copy of
+        ``base`` (or new arrays): compiled once, else eagerly."""
+        space, model, key = self.statespace, self.model, self.key
+        dyn, static = _e.split(model, args, kwargs)
         try:
-            layout, _ = _e.output_layout(static, space, dyn)
+            layout, _ = _e.output_layout(static, space, dyn, key)
         except OutputError as e:
             raise TypeError(f"{op}: {e}") from None
         except Exception as e:
-            err = _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)
-            if err.point is not None:  # the model itself raised
+            err = _e.diagnose_trace_error(op, model, space, args, kwargs, e, key)
+            if err.point is not None and on_error == "raise":  # the model itself raised
                 raise err  # its __cause__: the model's own error
-            return self._run_eager()
-        arrays = layout.allocate(space.N, op)
-        ckpt, ranges = _open_checkpoint(op, self, layout, arrays)
-        blocks = _Blocks(ckpt, arrays)
-        compiled = _e.compile_point(static, space, dyn)
-        bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
-
-        def fail(i: int, e: Exception) -> ModelError:
-            return ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}", i)
-
-        def store(i: int, out) -> None:
-            try:
-                for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
-                    dst[i] = np.asarray(leaf)
-            except Exception as e:
-                raise fail(i, e) from e
-            if bar is not None:
-                bar.update(1)
-
+            return self._run_eager(op, ranges, args, kwargs, base, on_error, err)
+        if base is not None:
+            check_same_outputs(op, layout, base)
+        compiled = _e.compile_point(static, space, dyn, key)
+        arrays, failed = start_arrays(layout, space.N, base, on_error, op)
+        ckpt, ranges = self._checkpoint(op, layout, arrays, failed, ranges)
+        rec = _PointRecord(op, space, arrays, failed, ckpt, on_error, self.progress, ranges)
         try:
-            with _e.quiet_callbacks():  # the failing point's error goes into the ModelError, not the log
+            with _e.quiet_callbacks():  # a failing point's error goes into the ModelError, not the log
                 for a, b in ranges:
-                    prev = None
-                    blocks.start(a)
+                    rec.start(a)
+                    prev = None  # the previous point's outputs, stored once this point is dispatched
                     for i in range(a, b):
                         try:
-                            out = compiled(space, space.block_start(i), dyn)
+                            out, err = compiled(space, space.block_start(i), dyn, key, _e.first_arg(key, i)), None
                         except Exception as e:
-                            if prev is not None:  # what is done is kept: a resume starts at the failing point
-                                store(*prev)
-                            blocks.flush(i, force=True)
-                            raise fail(i, e) from e
+                            out, err = None, e
                         if prev is not None:
-                            store(*prev)
-                            blocks.flush(i)
-                        prev = (i, out)
+                            rec.put(*prev)
+                        prev = None
+                        if err is not None:
+                            rec.fail(i, err)
+                        else:
+                            prev = (i, jax.tree.leaves(out))
                     if prev is not None:
-                        store(*prev)
-                    blocks.flush(b, force=True)
+                        rec.put(*prev)
+                    rec.end(b)
         finally:
-            if bar is not None:
-                bar.close()
-            if ckpt is not None:
-                ckpt.close()
-        return Results(arrays, layout, space)
+            rec.close()
+        return Results(arrays, layout, space, failed=failed)
 
-    def _run_eager(self) -> Results:
-        op = "SequentialExecution"
-        space, model, args, kwargs = self.statespace, self.model, self.args, self.kwargs
+    def _checkpoint(self, op: str, layout: Layout, arrays: list, failed, ranges: list | None):
+        """The checkpoint of a whole run (``ranges`` None) and the ranges left; else no checkpoint."""
+        if ranges is not None:
+            return None, ranges
+        return _open_checkpoint(op, self, layout, arrays if failed is None else arrays + [failed])
 
-        def point(i: int) -> tuple[Any, Layout]:
+    def _run_eager(self, op: str, ranges: list | None, args: tuple, kwargs: dict, base: Results | None,
+                   on_error: str, first_error: ModelError) -> Results:
+        """A model that cannot be traced, called on each point; the output structure is the first
+        point's that does not raise, and every point must give the same."""
+        space, model, key = self.statespace, self.model, self.key
+
+        def call(i: int) -> Any:
+            kw = kwargs if key is None else {**kwargs, "key": point_key(key, int(i))}
             try:
-                out = model(space[i], *args, **kwargs)
+                out = model(space[i], *args, **kw)
             except Exception as e:
-                raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
-                                 f"{_e.short_error(e)}", i) from e
-            out = jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
-            try:
-                return out, Layout(out)
-            except OutputError as e:
-                raise TypeError(f"{op}: on {_e.describe_point(space, i)}, {e}") from None
+                return e
+            return jax.tree.map(_number_as_array, out)  # Python numbers are outputs here, not structure
 
-        first_out, layout = point(0)  # the layout, so the arrays and the checkpoint, come from point 0
+        # the output structure, from the first point (in order) that does not raise
+        seen: dict[int, Any] = {}
+        for i in _points(ranges if ranges is not None else [(0, space.N)]):
+            seen[i] = call(i)
+            if not isinstance(seen[i], Exception):
+                break
+            if on_error == "raise":
+                raise ModelError(f"{op}: the model raised on {_e.describe_point(space, i)}: "
+                                 f"{_e.short_error(seen[i])}", int(i)) from seen[i]
+        else:  # every point raised: there is no output structure to fill
+            raise ModelError(f"{op}: the model raised on every point; the first: {first_error}",
+                             first_error.point) from first_error.__cause__
+        first_i = next(reversed(seen))
+        try:
+            layout = Layout(seen[first_i])
+        except OutputError as e:
+            raise TypeError(f"{op}: on {_e.describe_point(space, first_i)}, {e}") from None
         first = layout.describe()
-        arrays = layout.allocate(space.N, op)
-        ckpt, ranges = _open_checkpoint(op, self, layout, arrays)
-        blocks = _Blocks(ckpt, arrays)
-        bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
+        if base is not None:
+            check_same_outputs(op, layout, base)
+        arrays, failed = start_arrays(layout, space.N, base, on_error, op)
+        ckpt, ranges = self._checkpoint(op, layout, arrays, failed, ranges)
+        rec = _PointRecord(op, space, arrays, failed, ckpt, on_error, self.progress, ranges)
         try:
             for a, b in ranges:
-                blocks.start(a)
+                rec.start(a)
                 for i in range(a, b):
-                    try:
-                        out, here = (first_out, layout) if i == 0 else point(i)
-                    except BaseException:
-                        blocks.flush(i, force=True)  # what is done is kept: a resume starts at the failing point
-                        raise
+                    out = seen.pop(i) if i in seen else call(i)
+                    if isinstance(out, Exception):
+                        rec.fail(i, out, verb="raised")
+                        continue
+                    here = Layout(out)
                     if here.describe() != first:
-                        blocks.flush(i, force=True)
-                        raise ModelError(
+                        rec.fail(i, ModelError(
                             f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than "
-                            f"on {_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point "
-                            "must give the same PyTree of the same shapes and dtypes", i)
-                    leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
-                    for dst, leaf in zip(arrays, leaves, strict=True):
-                        dst[i] = np.asarray(leaf)
-                    if bar is not None:
-                        bar.update(1)
-                    blocks.flush(i + 1)
-                blocks.flush(b, force=True)
+                            f"on {_e.describe_point(space, first_i)}: {here.describe()} instead of {first}; every "
+                            "point must give the same PyTree of the same shapes and dtypes", int(i)), always=True)
+                    rec.put(i, [x for x in jax.tree.leaves(out) if _is_array(x)])
+                rec.end(b)
         finally:
-            if bar is not None:
-                bar.close()
-            if ckpt is not None:
-                ckpt.close()
-        return Results(arrays, layout, space)
+            rec.close()
+        return Results(arrays, layout, space, failed=failed)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
         return f"SequentialExecution({name}, {self.statespace!r})"
+
+
+def _points(ranges: list):
+    for a, b in ranges:
+        yield from range(a, b)
+
+
+class _PointRecord:
+    """SequentialExecution's host side: each point's outputs stored (or the fill value of a failed
+    point), failures marked under ``"mark"``, blocks written to the checkpoint about every
+    `_e._CALL_SECONDS` and at the end of each range, and the progress bar."""
+
+    def __init__(self, op: str, space, arrays: list, failed, ckpt: Checkpoint | None, on_error: str,
+                 progress: bool, ranges: list):
+        self.op, self.space, self.arrays, self.failed, self.on_error = op, space, arrays, failed, on_error
+        self.ckpt = ckpt
+        self.blocks = _Blocks(ckpt, arrays if failed is None else arrays + [failed])
+        total = sum(b - a for a, b in ranges)
+        n = space.N if ckpt is not None else total
+        self.bar = _e.progress_bar(progress, n, n - total, "sweep")
+
+    def start(self, a: int) -> None:
+        self.blocks.start(a)
+
+    def put(self, i: int, leaves: list) -> None:
+        try:
+            for dst, leaf in zip(self.arrays, leaves, strict=True):
+                dst[i] = np.asarray(leaf)
+        except Exception as e:  # a run-time error surfaces when the result is read
+            self.fail(i, e)
+            return
+        if self.failed is not None:
+            self.failed[i] = nonfinite([a[i : i + 1] for a in self.arrays], 1)[0]
+        self._done(i)
+
+    def fail(self, i: int, e: Exception, always: bool = False, verb: str = "failed") -> None:
+        """Point ``i`` raised: stop (``"raise"``, or ``always``), keeping what is done, or fill it."""
+        if self.on_error == "raise" or always:
+            self.blocks.flush(i, force=True)  # what is done is kept: a resume starts at the failing point
+            if isinstance(e, ModelError):
+                raise e
+            raise ModelError(f"{self.op}: the model {verb} on {_e.describe_point(self.space, i)}: "
+                             f"{_e.short_error(e)}", int(i)) from e
+        for dst in self.arrays:
+            dst[i] = fill_value(dst.dtype)
+        if self.failed is not None:
+            self.failed[i] = True
+        self._done(i)
+
+    def _done(self, i: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        self.blocks.flush(i + 1)
+
+    def end(self, b: int) -> None:
+        self.blocks.flush(b, force=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.ckpt is not None:
+            self.ckpt.close()
 
 
 def _number_as_array(x) -> Any:

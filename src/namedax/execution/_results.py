@@ -161,6 +161,8 @@ class Results:
     - iterating gives ``results[0], results[1], ...``.
     - `named` gives the outputs over the space's axes (a grid sweep comes back as a grid), and
       `to_xarray` an ``xarray`` object with the space's coordinates.
+    - `failed` (a sweep run with ``on_error="mark"``) says which points failed, in flat order, and
+      `failed_named` over the space's axes.
 
     Attributes:
         space: the swept space.
@@ -177,11 +179,13 @@ class Results:
         array([0.0625, 0.25  ], dtype=float32)
     """
 
-    __slots__ = ("_arrays", "_layout", "_space", "_N", "_single")
+    __slots__ = ("_arrays", "_layout", "_space", "_N", "_single", "_failed")
 
-    def __init__(self, arrays: list[np.ndarray], layout: Layout, space: AbstractSpace):
-        for a in arrays:  # results are values: read-only (some are views of device buffers anyway)
-            a.flags.writeable = False
+    def __init__(self, arrays: list[np.ndarray], layout: Layout, space: AbstractSpace,
+                 failed: np.ndarray | None = None):
+        for a in arrays if failed is None else [*arrays, failed]:  # results are values: read-only
+            a.flags.writeable = False  # (some are views of device buffers anyway)
+        self._failed = failed
         self._arrays = arrays
         self._layout = layout
         self._space = space
@@ -194,6 +198,49 @@ class Results:
     def space(self) -> AbstractSpace:
         """The swept space."""
         return self._space
+
+    @property
+    def failed(self) -> np.ndarray | None:
+        """Which points failed (a numpy bool array of N entries, in flat order), for a sweep run with
+        ``on_error="mark"``: the model raised there (its outputs hold NaN, 0 or False) or returned a
+        non-finite value in a floating or complex output. None for a sweep run otherwise.
+
+        Examples:
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> space = GridSpace({"a": Parameter("a", 0.0, low=-1.0, high=1.0, free=True)}, n=5)
+            >>> results = ParallelExecution(lambda s: jnp.sqrt(s["a"]), space, on_error="mark").run()
+            >>> results.failed, results.failed.nonzero()[0]
+            (array([ True,  True, False, False, False]), array([0, 1]))
+        """
+        return self._failed
+
+    def failed_named(self) -> Any:
+        """`failed` as a bool `NamedArray` over the space's axes (a grid for a `GridSpace` sweep).
+
+        Raises:
+            ValueError: the sweep was not run with ``on_error="mark"``.
+
+        Examples:
+            >>> import jax.numpy as jnp
+            >>> from namedax.spaces import GridSpace, Parameter
+            >>> from namedax.execution import ParallelExecution
+            >>> state = {"a": Parameter("a", 0.0, low=-1.0, high=1.0, free=True),
+            ...          "b": Parameter("b", 0.0, low=0.0, high=1.0, free=True)}
+            >>> results = ParallelExecution(lambda s: jnp.sqrt(s["a"] + s["b"]), GridSpace(state, n=2),
+            ...                             on_error="mark").run()
+            >>> mask = results.failed_named()
+            >>> mask.axes, mask.array.tolist()
+            ((Axis('a', 2), Axis('b', 2)), [[True, False], [False, False]])
+        """
+        import jax.numpy as jnp
+
+        if self._failed is None:
+            raise ValueError("Results.failed_named: these results hold no record of failed points; run the sweep "
+                             "with on_error=\"mark\"")
+        axes, shape = self._space_shape()
+        return _new(jnp.asarray(self._failed.reshape(shape)), axes)
 
     def __len__(self) -> int:
         return self._N
