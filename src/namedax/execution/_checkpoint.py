@@ -306,7 +306,8 @@ def _read_manifest(op: str, mpath: pathlib.Path, new: dict) -> dict:
         raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} holds a JSON {type(old).__name__}, not an "
                          f"object; {fix}")
     if old.get("format") == _FORMAT:  # (an older format is refused by name in `_compare`)
-        bad = [k for k, v in new.items() if type(old.get(k)) is not type(v)]
+        bad = [k for k, v in new.items() if type(old.get(k)) is not type(v)
+               and not (k == "key" and (old.get(k) is None or isinstance(old.get(k), list)))]  # key: list or null
         if bad:
             raise ValueError(f"{op}: the checkpoint manifest {str(mpath)!r} lacks or mistypes {bad}; {fix}")
     return old

@@ -544,11 +544,11 @@ class SequentialExecution:
             return self._run_eager(op, ranges, args, kwargs, base, on_error, err)
         if base is not None:
             check_same_outputs(op, layout, base)
-        compiled = _e.compile_point(static, space, dyn, key)
-        arrays, failed = start_arrays(layout, space.N, base, on_error, op)
+        arrays, failed = start_arrays(layout, space.N, base, on_error, op)  # too large: refused before compiling
         ckpt, ranges = self._checkpoint(op, layout, arrays, failed, ranges)
         rec = _PointRecord(op, space, arrays, failed, ckpt, on_error, self.progress, ranges)
         try:
+            compiled = _e.compile_point(static, space, dyn, key)
             with _e.quiet_callbacks():  # a failing point's error goes into the ModelError, not the log
                 for a, b in ranges:
                     rec.start(a)

@@ -266,7 +266,7 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
     op = "optimize"
     optax = _optax(op)
     try:
-        _check_common(op, loss, space, progress)
+        _check_common(op, loss, space, progress, None, "raise")
     except TypeError as e:
         raise _renamed(e) from None
     if not isinstance(optimizer, optax.GradientTransformation):
