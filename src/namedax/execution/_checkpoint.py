@@ -205,18 +205,18 @@ def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, 
     return leaves
 
 
-def _probe(op: str, path: pathlib.Path) -> None:
+def _probe(op: str, path: pathlib.Path, what: str = "checkpoint_dir") -> None:
     """Fail before any compute if the directory cannot take a file."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path, prefix=f"{_TMP}{os.getpid()}-probe-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is not writable ({e}); pass a writable directory "
+        raise ValueError(f"{op}: {what} {str(path)!r} is not writable ({e}); pass a writable directory "
                          "or fix its permissions") from None
 
 
-def _take(op: str, path: pathlib.Path) -> int:
+def _take(op: str, path: pathlib.Path, what: str = "checkpoint_dir") -> int:
     """Own the directory for this run: an exclusive flock on its lock file, or an error naming the owner."""
     fd = os.open(path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -224,9 +224,9 @@ def _take(op: str, path: pathlib.Path) -> int:
     except BlockingIOError:
         owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is in use by another running sweep (pid {owner}"
+        raise ValueError(f"{op}: {what} {str(path)!r} is in use by another running sweep (pid {owner}"
                          f"{', this process' if owner == str(os.getpid()) else ''}); wait for it to finish or pass "
-                         "another checkpoint_dir") from None
+                         f"another {what}") from None
     except BaseException:
         os.close(fd)
         raise
@@ -267,32 +267,32 @@ def _missing(done: list[tuple[int, int]], n: int) -> list[tuple[int, int]]:
     return out
 
 
-def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
-    where = f"checkpoint_dir {str(path)!r}"
+def _compare(op: str, path: pathlib.Path, old: dict, new: dict, what: str = "checkpoint_dir") -> None:
+    where = f"{what} {str(path)!r}"
     if old.get("format") != _FORMAT:
         raise ValueError(f"{op}: {where} has a manifest of format {old.get('format')!r}, not {_FORMAT!r}: it was "
-                         "written by another version of namedax and cannot be resumed; pass another checkpoint_dir "
+                         f"written by another version of namedax and cannot be resumed; pass another {what} "
                          "or delete it")
     if old.get("space") != new["space"] or old.get("N") != new["N"]:
         raise ValueError(
             f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
             f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
             f"{new['space_repr']} (fingerprint {new['space'][:12]}...); they differ in "
-            f"{_which_space_parts(old, new)}; pass another checkpoint_dir or delete it"
+            f"{_which_space_parts(old, new)}; pass another {what} or delete it"
         )
     if old.get("outputs") != new["outputs"]:
         raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
-                         f"{new['outputs']}; pass another checkpoint_dir or delete it")
+                         f"{new['outputs']}; pass another {what} or delete it")
     if old.get("model") == new["model"] and old.get("code") != new["code"]:
         raise ValueError(f"{op}: {where} holds a sweep of another model: {new['model']!r}, but with other code or "
                          "captured values (its body, a closure, a default or a function it calls changed); pass "
-                         "another checkpoint_dir or delete it")
+                         f"another {what} or delete it")
     if old.get("model") != new["model"]:
         raise ValueError(f"{op}: {where} holds a sweep of another model ({old.get('model')!r}, this run "
-                         f"{new['model']!r}); pass another checkpoint_dir or delete it")
+                         f"{new['model']!r}); pass another {what} or delete it")
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
-                         f"({_which_arguments(old, new)}); pass another checkpoint_dir or delete it")
+                         f"({_which_arguments(old, new)}); pass another {what} or delete it")
 
 
 def _which_space_parts(old: dict, new: dict) -> str:

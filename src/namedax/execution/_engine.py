@@ -312,11 +312,16 @@ def barrier(name: str) -> None:
 
 class Sweep:
     """One sweep on the devices: ``run(ranges, on_block)`` computes the points of ``ranges`` and hands
-    every finished call to ``on_block(start, count, host_leaves)``."""
+    every finished call to ``on_block(start, count, host_leaves)``.
+
+    With ``local`` (a Zarr store), each process gets only the rows its own devices computed (no
+    gather): ``on_block`` sees that process's ``start, count``. ``quantum``: every call runs a
+    multiple of this many chunks per device (so processes' shares can be whole store chunks)."""
 
     def __init__(self, op: str, static: Static, space: AbstractSpace, dyn: Any, arr_struct: Any, n_vmap: int,
-                 max_map: int, devices: tuple):
+                 max_map: int, devices: tuple, local: bool = False, quantum: int = 1):
         self.op, self.static, self.n_vmap, self.max_map, self.devices = op, static, n_vmap, max_map, devices
+        self.local, self.quantum = local and _multiprocess(), quantum
         self.space = place(space, devices)
         self.dyn = place(dyn, devices)
         self.user_space = space
@@ -330,23 +335,37 @@ class Sweep:
     def _get(self, out, n_map: int, count: int) -> list[np.ndarray]:
         return _fetch(out, len(self.devices), n_map * self.n_vmap, count)
 
+    def _get_local(self, out, start: int, n_map: int, count: int) -> tuple[int, int, list[np.ndarray]]:
+        """This process's rows of a call: its devices are contiguous in the mesh (`_select_devices`)."""
+        per_dev, buf = n_map * self.n_vmap, self.max_map * self.n_vmap
+        host, first = [], 0
+        for leaf in out:
+            shards = sorted(leaf.addressable_shards, key=lambda s: s.index[0].start or 0)
+            first = (shards[0].index[0].start or 0) // buf * per_dev
+            host.append(np.concatenate([np.asarray(s.data)[:per_dev] for s in shards]))
+        n = max(0, min(count - first, len(host[0]) if host else 0))
+        return start + first, n, [h[:n] for h in host]
+
     def run(self, ranges: list[tuple[int, int]], on_block: Callable[[int, int, list[np.ndarray]], None]) -> None:
-        G, pending, last_ready = self.G, collections.deque(), 0.0
+        G, pending, last_ready, q = self.G, collections.deque(), 0.0, self.quantum
 
         def size_for(rate: float) -> int:  # chunks per device for a call of about _CALL_SECONDS
-            return _agree(max(1, min(self.max_map, int(_CALL_SECONDS * rate / G))))
+            return _agree(max(q, min(self.max_map, int(_CALL_SECONDS * rate / G)) // q * q))
 
         # A program that ran before knows its speed; otherwise a first call of one chunk per device
         # measures it (and is waited for before the next call is sized).
         known = _RATES.get(self.key)
         probe = bool(_agree(known is None))
-        n_map_cur = 1 if probe else size_for(known or 1.0)  # (only process 0's value counts)
+        n_map_cur = q if probe else size_for(known or 1.0)  # (only process 0's value counts)
 
         def finish() -> float:
             nonlocal last_ready
             start, count, n_map, out, t0 = pending.popleft()
             try:
-                host = self._get(out, n_map, count)
+                if self.local:
+                    s0, c0, host = self._get_local(out, start, n_map, count)
+                else:
+                    s0, c0, host = start, count, self._get(out, n_map, count)
             except Exception as e:
                 pending.clear()
                 raise self._locate(start, count, e) from e
@@ -356,14 +375,14 @@ class Sweep:
             rate = count / max(took, 1e-6)
             if took > 0.01 or self.key not in _RATES:  # short calls measure dispatch, not speed
                 _RATES[self.key] = rate
-            on_block(start, count, host)
+            on_block(s0, c0, host)
             return rate
 
         for a, b in ranges:
             p = a
             while p < b:
                 count = min(b - p, n_map_cur * G)
-                n_map = -(-count // G)
+                n_map = -(-count // (G * q)) * q
                 try:
                     out = self._call(p, n_map)
                 except Exception as e:

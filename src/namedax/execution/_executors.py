@@ -13,6 +13,7 @@ from ..core._axis import as_int
 from ..core._digest import digest
 from ..spaces._base import AbstractSpace
 from . import _engine as _e
+from . import _store
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
 from ._results import Layout, Results
@@ -41,6 +42,22 @@ def _count(op: str, value, what: str) -> int | None:
     if value is None:
         return None
     return as_int(value, f"{op}: `{what}` must be an int or None")
+
+
+def _check_store(op: str, store, checkpoint_dir=None):
+    """``store=``: a path or None, not with ``checkpoint_dir`` (the store is its own checkpoint)."""
+    if store is None:
+        return None
+    if not isinstance(store, str | os.PathLike):
+        raise TypeError(f"{op}: `store` must be a path (str or os.PathLike) or None, got {type(store).__name__}: "
+                        f"{store!r}")
+    if os.fspath(store) == "":
+        raise ValueError(f"{op}: `store` is the empty string; pass a path such as \"sweep.zarr\", or None")
+    if checkpoint_dir is not None:
+        raise ValueError(f"{op}: pass `store` or `checkpoint_dir`, not both: the store {os.fspath(store)!r} is "
+                         "itself the checkpoint (an interrupted run resumes from it)")
+    _store._zarr(op)  # a missing zarr fails here, not after compiling
+    return store
 
 
 def _select_devices(op: str, n_pmap: int | None) -> tuple:
@@ -86,10 +103,15 @@ class ParallelExecution:
             all, across every process when ``jax.distributed`` is initialised.
         checkpoint_dir: a directory where every finished block is written; a run that finds
             blocks of the same sweep there resumes from them (see `run`).
+        store: a Zarr v3 store (a directory, e.g. ``"sweep.zarr"``; needs ``namedax[zarr]``) where
+            every finished block is streamed, so the outputs never have to fit in memory; `run`
+            returns `Results` read lazily from it, `open_results` reopens it, and
+            ``xarray.open_zarr(store)`` reads it as a labelled Dataset. It is also the checkpoint:
+            a run into the store of the same sweep resumes it. Not together with ``checkpoint_dir``.
         progress: show a progress bar (points, points/s, ETA; needs tqdm) when the output is a
             terminal or a notebook.
-        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``
-            and ``progress`` are always the executor's own: a model keyword argument of one of
+        **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
+            ``store`` and ``progress`` are always the executor's own: a model keyword argument of one of
             these names cannot be passed here (it would silently set the executor's option); bind
             it first, e.g. ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
@@ -142,7 +164,7 @@ class ParallelExecution:
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
                  n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None, progress: bool = True,
-                 **kwargs: Any):
+                 store: str | os.PathLike | None = None, **kwargs: Any):
         op = "ParallelExecution"
         _check_common(op, model, statespace, progress)
         n_vmap = _count(op, n_vmap, "n_vmap")
@@ -160,6 +182,7 @@ class ParallelExecution:
         if checkpoint_dir is not None and os.fspath(checkpoint_dir) == "":
             raise ValueError(f"{op}: `checkpoint_dir` is the empty string; pass a directory (\".\" for the current "
                              "one) or None for no checkpoint")
+        self.store = _check_store(op, store, checkpoint_dir)
         self._devices = _select_devices(op, n_pmap)
         if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
             raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
@@ -209,33 +232,43 @@ class ParallelExecution:
         except Exception as e:
             raise _e.diagnose_trace_error(op, model, space, self.args, self.kwargs, e)  # cause: the model's error
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        arrays = layout.allocate(n)
-        ranges, ckpt = [(0, n)], None
+        arrays = layout.allocate(n) if self.store is None else []
+        ranges, ckpt, st = [(0, n)], None, None
         if self.checkpoint_dir is not None:  # before any compute: an unusable directory fails now
             man = manifest(space, layout, model, self.args, self.kwargs)
             ckpt, ranges = Checkpoint.open(op, self.checkpoint_dir, man, arrays, writer=jax.process_index() == 0)
         try:
-            if ckpt is not None:
+            n_vmap = self.n_vmap
+            if self.store is not None:  # before any compute: an unusable store fails now
+                st, ranges, n_vmap = self._open_store(op, static, space, dyn, layout, n_vmap)
+            if ckpt is not None or st is not None:
                 seen = int(digest(ranges)[:7], 16)
                 if _e._agree(seen) != seen:
                     raise ValueError(f"{op}: processes see different blocks in checkpoint_dir "
-                                     f"{self.checkpoint_dir!r}; in a multi-process run it must be one directory that "
-                                     "every process shares")
-            n_vmap = self.n_vmap
+                                     f"{self.checkpoint_dir or self.store!r}; in a multi-process run it must be one "
+                                     "directory that every process shares")
             if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
                 timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
                 per_point = _e.point_seconds(static, space, dyn, devices) if timed else None
                 n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
             max_map = _e.max_chunks(n, n_dev * n_vmap, bpp)
+            quantum = 1 if st is None else st.quantum(n_vmap, devices)  # process shares in whole chunks
+            max_map = max(quantum, max_map // quantum * quantum)
             todo = sum(b - a for a, b in ranges)
             saved = 0
             bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
             try:
                 if todo:
-                    sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices)
+                    sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices,
+                                     local=st is not None, quantum=quantum)
 
                     def on_block(start: int, count: int, host: list[np.ndarray]) -> None:
                         nonlocal saved
+                        if st is not None:  # (this process's rows only)
+                            st.write(start, count, host)
+                            if bar is not None:
+                                bar.update(min(count * jax.process_count(), n - bar.n))
+                            return
                         if count == n:  # the whole sweep in one call: keep its arrays, no copy
                             arrays[:] = host
                         else:
@@ -253,12 +286,29 @@ class ParallelExecution:
             finally:
                 if bar is not None:
                     bar.close()
-            if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
+            if todo and (ckpt is not None or st is not None):  # every block on disk before any process reads
                 _e.barrier("namedax checkpoint written")
+            if st is not None:
+                return _store.results(st, layout, space)
             return Results(arrays, layout, space)
         finally:
-            if ckpt is not None:  # the directory is free again for another run
-                ckpt.close()
+            for held in (ckpt, st):  # the directory is free again for another run
+                if held is not None:
+                    held.close()
+
+    def _open_store(self, op, static, space, dyn, layout, n_vmap):
+        """Open (create, or check and resume) the store: it, the flat ranges to compute, and n_vmap
+        (chosen first, since the chunks are sized from it and from the time of a point)."""
+        devices = self._devices
+        per_point = _e.point_seconds(static, space, dyn, devices)
+        if n_vmap is None:
+            n_vmap = _e.auto_n_vmap(space.N, len(devices), layout.bytes_per_point, devices[0].platform, per_point)
+        target = _store.chunk_target(layout.bytes_per_point, per_point, n_vmap, _e._CALL_SECONDS)
+        man = manifest(space, layout, self.model, self.args, self.kwargs)
+        multiple = n_vmap * len(devices) // jax.process_count() if jax.process_count() > 1 else 1
+        st, ranges = _store.Store.open(op, self.store, man, layout, space, target, jax.process_index() == 0,
+                                       uniform=jax.process_count() > 1, multiple=multiple)
+        return st, ranges, n_vmap
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
