@@ -331,9 +331,10 @@ class SequentialExecution:
         statespace: a space from `namedax.spaces`.
         *args: extra positional arguments of the model.
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
-        **kwargs: extra keyword arguments of the model. ``progress`` is always the executor's own:
-            a model keyword argument of that name cannot be passed here (it would silently set the
-            progress bar); bind it first, e.g. with ``functools.partial(model, progress=p)``.
+        store: a Zarr store to stream the outputs to, and resume from, as for `ParallelExecution`.
+        **kwargs: extra keyword arguments of the model. ``progress`` and ``store`` are always the
+            executor's own: a model keyword argument of that name cannot be passed here (it would
+            silently set the option); bind it first, e.g. with ``functools.partial(model, progress=p)``.
 
     Raises:
         TypeError: ``model`` is not callable, ``statespace`` is not a space, ``progress`` is not a bool.
@@ -350,8 +351,10 @@ class SequentialExecution:
         [np.float32(-0.0), np.float32(-0.5), np.float32(10.0)]
     """
 
-    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True, **kwargs: Any):
+    def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, progress: bool = True,
+                 store: str | os.PathLike | None = None, **kwargs: Any):
         _check_common("SequentialExecution", model, statespace, progress)
+        self.store = _check_store("SequentialExecution", store)
         self.model = model
         self.statespace = statespace
         self.args = args
@@ -379,16 +382,20 @@ class SequentialExecution:
                 raise err  # its __cause__: the model's own error
             return self._run_eager()
         compiled = _e.compile_point(static, space, dyn)
-        arrays = layout.allocate(space.N)
-        bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+        st, ranges = self._open_store(layout, _e.point_seconds(static, space, dyn, (jax.devices()[0],)))
+        arrays = layout.allocate(space.N) if st is None else []
+        bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
 
         def fail(i: int, e: Exception) -> ModelError:
             return ModelError(f"{op}: the model failed on {_e.describe_point(space, i)}: {_e.short_error(e)}", i)
 
         def store(i: int, out) -> None:
             try:
-                for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
-                    dst[i] = np.asarray(leaf)
+                if st is not None:
+                    st.write(i, 1, [np.asarray(leaf)[None] for leaf in jax.tree.leaves(out)])
+                else:
+                    for dst, leaf in zip(arrays, jax.tree.leaves(out), strict=True):
+                        dst[i] = np.asarray(leaf)
             except Exception as e:
                 raise fail(i, e) from e
             if bar is not None:
@@ -396,7 +403,7 @@ class SequentialExecution:
 
         try:
             prev = None
-            for i in range(space.N):
+            for i in _points(ranges):
                 try:
                     out = compiled(space, space.block_start(i), dyn)
                 except Exception as e:
@@ -409,15 +416,27 @@ class SequentialExecution:
         finally:
             if bar is not None:
                 bar.close()
-        return Results(arrays, layout, space)
+            if st is not None:
+                st.close()
+        return Results(arrays, layout, space) if st is None else _store.results(st, layout, space)
+
+    def _open_store(self, layout: Layout, per_point: float | None) -> tuple[Any, list[tuple[int, int]]]:
+        """The open store (or None) and the flat ranges still to compute."""
+        space = self.statespace
+        if self.store is None:
+            return None, [(0, space.N)]
+        man = manifest(space, layout, self.model, self.args, self.kwargs)
+        target = _store.chunk_target(layout.bytes_per_point, per_point, 1, _e._CALL_SECONDS)
+        return _store.Store.open("SequentialExecution", self.store, man, layout, space, target)
 
     def _run_eager(self) -> Results:
         op = "SequentialExecution"
         space, model, args, kwargs = self.statespace, self.model, self.args, self.kwargs
-        layout = arrays = first = None
+        layout = arrays = first = st = None
         bar = _e.progress_bar(self.progress, space.N, 0, "sweep")
+        todo = iter(range(space.N))
         try:
-            for i in range(space.N):
+            while (i := next(todo, None)) is not None:
                 try:
                     out = model(space[i], *args, **kwargs)
                 except Exception as e:
@@ -427,25 +446,41 @@ class SequentialExecution:
                 here = Layout(out)
                 if layout is None:
                     layout, first = here, here.describe()
-                    arrays = layout.allocate(space.N)
+                    st, ranges = self._open_store(layout, None)  # the store needs the layout of point 0
+                    arrays = layout.allocate(space.N) if st is None else []
+                    if st is not None:  # go on with the points the store lacks (point 0 is done now)
+                        todo = (j for j in _points(ranges) if j)
+                        if not ranges or ranges[0][0] != 0:
+                            continue
                 elif here.describe() != first:
                     raise ModelError(
                         f"{op}: the model returned a different structure on {_e.describe_point(space, i)} than on "
                         f"{_e.describe_point(space, 0)}: {here.describe()} instead of {first}; every point must give "
                         "the same PyTree of the same shapes and dtypes", i)
                 leaves = [x for x in jax.tree.leaves(out) if _is_array(x)]
-                for dst, leaf in zip(cast(list, arrays), leaves, strict=True):
-                    dst[i] = np.asarray(leaf)
+                if st is not None:
+                    st.write(i, 1, [np.asarray(leaf)[None] for leaf in leaves])
+                else:
+                    for dst, leaf in zip(cast(list, arrays), leaves, strict=True):
+                        dst[i] = np.asarray(leaf)
                 if bar is not None:
                     bar.update(1)
         finally:
             if bar is not None:
                 bar.close()
+            if st is not None:
+                st.close()
+        if st is not None:
+            return _store.results(st, cast(Layout, layout), space)
         return Results(cast(list, arrays), cast(Layout, layout), space)  # set at the first point (N >= 1)
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
         return f"SequentialExecution({name}, {self.statespace!r})"
+
+
+def _points(ranges: list[tuple[int, int]]):
+    return (i for a, b in ranges for i in range(a, b))
 
 
 def _number_as_array(x) -> Any:

@@ -125,7 +125,7 @@ class Chunks:
     def region(self, k: int) -> tuple:
         """Chunk ``k`` as a selection of the grid."""
         prefix, j = divmod(k, self.per)
-        pre = tuple(int(x) for x in np.unravel_index(prefix, self.shape[: self.i])) if self.i else ()
+        pre = tuple(slice(int(x), int(x) + 1) for x in np.unravel_index(prefix, self.shape[: self.i])) if self.i else ()
         return pre + (slice(j * self.c, min((j + 1) * self.c, self.shape[self.i])),)
 
     def ranges(self, done: np.ndarray) -> list[tuple[int, int]]:
@@ -316,7 +316,7 @@ class Store:
     def _put(self, k: int, rows: list[np.ndarray]) -> None:
         ch = self.chunks
         region = ch.region(k)
-        lead = tuple(1 if isinstance(r, int) else r.stop - r.start for r in region) + ch.chunk_shape[ch.i + 1:]
+        lead = tuple(r.stop - r.start for r in region) + ch.chunk_shape[ch.i + 1:]
         for arr, v, x in zip(self._arrays, self.outputs, rows, strict=True):
             arr[region] = np.asarray(x).reshape(lead + v.shape)
         if self.params:
@@ -327,8 +327,8 @@ class Store:
         self.done[k] = 1  # after the data: a chunk flagged done is on disk
 
     # ---- reading ----
-    def views(self) -> list[FlatView]:
-        return [FlatView(a, self.chunks, v) for a, v in zip(self._arrays, self.outputs, strict=True)]
+    def views(self, missing: list[tuple[int, int]] | None = None) -> list[FlatView]:
+        return [FlatView(a, self.chunks, v, missing) for a, v in zip(self._arrays, self.outputs, strict=True)]
 
     def to_xarray(self, single: bool) -> Any:
         """The store as xarray reads it, lazily (a DataArray for a single array output)."""
@@ -422,13 +422,23 @@ def _json_attrs(attrs: dict) -> dict:
 
 class FlatView:
     """A store array seen as ``(N, ...)`` in flat point order, read lazily: an index reads (and keeps)
-    the one chunk holding it; a slice reads exactly its rows."""
+    the one chunk holding it; a slice reads exactly its rows. Rows in ``missing`` (flat ranges of
+    chunks not flagged done, of a partial store) read as the fill value, whatever is on disk."""
 
-    def __init__(self, arr: Any, chunks: Chunks, var: Var):
+    def __init__(self, arr: Any, chunks: Chunks, var: Var, missing: list[tuple[int, int]] | None = None):
         self.arr, self.chunks, self.grid = arr, chunks, chunks.shape
         self.shape = (math.prod(self.grid),) + var.shape
         self.dtype = var.dtype
+        self.missing = missing or []
         self._cached: tuple[int, np.ndarray] | None = None
+
+    def _mask(self, out: np.ndarray, lo: int) -> np.ndarray:
+        """Fill the rows of ``out`` (flat rows from ``lo``) that are missing."""
+        hi = lo + len(out)
+        for a, b in self.missing:
+            if a < hi and b > lo:
+                out[max(a, lo) - lo : min(b, hi) - lo] = _fill(self.dtype)
+        return out
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -436,7 +446,8 @@ class FlatView:
     def _chunk(self, k: int) -> np.ndarray:
         if self._cached is None or self._cached[0] != k:
             a, b = self.chunks.span(k)
-            self._cached = (k, np.asarray(self.arr[self.chunks.region(k)]).reshape((b - a,) + self.shape[1:]))
+            rows = np.asarray(self.arr[self.chunks.region(k)]).reshape((b - a,) + self.shape[1:])
+            self._cached = (k, self._mask(rows, a) if self.missing else rows)
         return self._cached[1]
 
     def __getitem__(self, i):
@@ -452,7 +463,7 @@ class FlatView:
     def _read(self, lo: int, hi: int) -> np.ndarray:
         out = np.empty((hi - lo,) + self.shape[1:], self.dtype)
         _read_flat(self.arr, self.grid, (), lo, hi, out)
-        return out
+        return self._mask(out, lo)
 
     def __iter__(self):
         n, step = self.shape[0], max(1, self.chunks.points)
@@ -461,7 +472,10 @@ class FlatView:
 
     def reshape(self, shape: tuple) -> np.ndarray:
         """The whole array, read, in ``shape`` (`Results.named` asks for the grid)."""
-        return np.asarray(self.arr[...]).reshape(shape)
+        out = np.asarray(self.arr[...])
+        if self.missing:
+            out = self._mask(out.reshape(self.shape), 0)
+        return out.reshape(shape)
 
     def __array__(self, dtype=None, copy=None):
         out = self._read(0, self.shape[0])
@@ -495,9 +509,10 @@ def _read_flat(arr, shape: tuple[int, ...], pre: tuple, lo: int, hi: int, out: n
 # ---------------------------------------------------------------------------------------------
 
 
-def results(store: Store, layout: Layout, space: AbstractSpace | None) -> Results:
+def results(store: Store, layout: Layout, space: AbstractSpace | None,
+            missing: list[tuple[int, int]] | None = None) -> Results:
     """Results backed by the store."""
-    return Results(store.views(), layout, space, store=store, axes=store.axes)
+    return Results(store.views(missing), layout, space, store=store, axes=store.axes)
 
 
 def open_results(path: str | os.PathLike, *, space: AbstractSpace | None = None, partial: bool = False) -> Results:
@@ -512,9 +527,10 @@ def open_results(path: str | os.PathLike, *, space: AbstractSpace | None = None,
         path: the store's directory.
         space: the swept space, for `Results.points` and `Results.space` (checked against the store's
             fingerprint); without it, the axes and values come from the store alone.
-        partial: accept a store whose sweep has not finished (it was interrupted, or is running): its
-            missing points read as NaN (0 for integers, False for booleans). Resuming the sweep with
-            the same ``store=`` computes them.
+        partial: accept a store whose sweep has not finished (it was interrupted, or is running): the
+            points of chunks not flagged done read as NaN (0 for integers, False for booleans), as
+            the chunks stood when the store was opened; `Results.to_xarray` (and xarray) show what
+            is on disk, unmasked. Resuming the sweep with the same ``store=`` computes them.
 
     Returns:
         `Results` backed by the store.
@@ -552,7 +568,7 @@ def open_results(path: str | os.PathLike, *, space: AbstractSpace | None = None,
                          "chunks are missing; resume it (run the executor again with the same store=), or pass "
                          "partial=True to read it with the missing points as NaN")
     layout = _decode(meta["structure"], meta["leaves"])
-    return results(st, layout, space)
+    return results(st, layout, space, st.chunks.ranges(done))
 
 
 def chunk_target(bytes_per_point: int, point_seconds: float | None, n_vmap: int,

@@ -1,0 +1,332 @@
+"""Sweeps streamed to a Zarr store (execution/_store.py): equal to the in-memory run bit for bit, readable by
+xarray alone, resumable after SIGKILL, refused for another sweep, read lazily; two processes writing one store."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("zarr")
+xr = pytest.importorskip("xarray")
+
+import namedax as nx  # noqa: E402
+from helpers import DISTRIBUTED, run_processes  # noqa: E402
+from namedax.execution import ParallelExecution, SequentialExecution, open_results  # noqa: E402
+from namedax.execution import _store as S  # noqa: E402
+from namedax.spaces import DataSpace, GridSpace, Parameter, UniformSpace  # noqa: E402
+from test_execution_executors import P  # noqa: E402
+
+Time = nx.Axis("time", 3)
+
+
+def tree_model(s, w):
+    return {"x": s["a"] * s["b"] + w, "tr": nx.arange(Time) * s["a"], "n": (s["a"] * 10).astype(jnp.int32),
+            "pos": s["b"] > 0, "h": (s["a"] - s["b"]).astype(jnp.float16), "v": jnp.stack([s["a"], s["b"]]),
+            "label": "fhn"}
+
+
+def grid():
+    return GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n={"a": 7, "b": 5})
+
+
+def assert_same(got, ref):
+    lg, tg = jax.tree.flatten(got)
+    lr, tr = jax.tree.flatten(ref)
+    assert tg == tr, (tg, tr)
+    for x, y in zip(lg, lr, strict=True):
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape, (x.dtype, y.dtype, x.shape, y.shape)
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(S, "CHUNK_BYTES", 150)  # a few points per chunk: many chunks, carried partial ones
+
+
+@pytest.mark.parametrize("executor", ["parallel", "sequential"])
+def test_grid_store_equals_memory_and_numpy(tmp_path, small_chunks, executor):
+    space = grid()
+    if executor == "parallel":
+        run = lambda **kw: ParallelExecution(tree_model, space, 2.0, n_vmap=4, progress=False, **kw).run()  # noqa: E731
+    else:
+        run = lambda **kw: SequentialExecution(tree_model, space, 2.0, progress=False, **kw).run()  # noqa: E731
+    ref = run()
+    got = run(store=tmp_path / "s.zarr")
+    assert got.store == str(tmp_path / "s.zarr") and ref.store is None
+    assert_same(got[:], ref[:])
+    for i in (0, 3, 17, -1):
+        assert_same(got[i], ref[i])
+    assert_same(got[2:31:4], ref[2:31:4])
+    assert_same(got[::-3], ref[::-3])
+    assert_same(list(got), list(ref))
+    assert_same(got.named(), ref.named())
+    assert_same(open_results(tmp_path / "s.zarr")[:], ref[:])
+    # against numpy: the grid's values, row-major
+    a, b = np.meshgrid(np.linspace(0, 1, 7, dtype=np.float32), np.linspace(-1, 1, 5, dtype=np.float32), indexing="ij")
+    np.testing.assert_array_equal(got.named()["x"].array, a * b + np.float32(2.0))
+    # xarray alone: the labelled grid, coordinates, dims, static outputs as attributes
+    ds = xr.open_zarr(tmp_path / "s.zarr")
+    assert dict(ds.sizes) == {"a": 7, "b": 5, "time": 3, "dim_0": 2}
+    np.testing.assert_array_equal(ds["a"].values, a[:, 0])
+    np.testing.assert_array_equal(ds["b"].values, b[0])
+    np.testing.assert_array_equal(ds["x"].values, a * b + np.float32(2.0))
+    np.testing.assert_array_equal(ds["tr"].transpose("a", "b", "time").values, a[..., None] * np.arange(3))
+    assert ds["pos"].dtype == bool and ds["h"].dtype == np.float16 and ds["n"].dtype == np.int32
+    assert ds.attrs["label"] == "fhn"
+    assert float(ds["x"].sel(a=0.5, b=1.0)) == np.float32(0.5) + 2
+    mem = ref.to_xarray()
+    lazy = got.to_xarray()
+    for name in mem.data_vars:
+        assert lazy[name].dims == mem[name].dims
+        np.testing.assert_array_equal(lazy[name].values, mem[name].values)
+
+
+def test_single_output_named_output_and_data_space(tmp_path, small_chunks):
+    data = DataSpace({"a": Parameter("a", jnp.arange(23.0), free=True), "k": 3.0})
+    ref = ParallelExecution(lambda s: s["a"] * s["k"], data, n_vmap=4).run()
+    got = ParallelExecution(lambda s: s["a"] * s["k"], data, n_vmap=4, store=tmp_path / "d.zarr").run()
+    assert_same(got[:], ref[:])
+    assert got[5] == np.float32(15.0) and type(got[5]) is type(ref[5])
+    da = xr.open_zarr(tmp_path / "d.zarr")["output"]
+    np.testing.assert_array_equal(da.values, np.arange(23.0, dtype=np.float32) * 3)
+    np.testing.assert_array_equal(da["a"].values, np.arange(23.0, dtype=np.float32))  # the parameter, per point
+    lazy, mem = got.to_xarray(), ref.to_xarray()
+    assert isinstance(lazy, xr.DataArray) and lazy.dims == mem.dims == ("data",)
+    np.testing.assert_array_equal(lazy.values, mem.values)
+    np.testing.assert_array_equal(lazy["a"].values, mem["a"].values)
+    # a NamedArray output over a UniformSpace
+    u = UniformSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, 37, key=jax.random.key(3))
+    f = lambda s: nx.arange(Time) * s["a"] + s["b"]  # noqa: E731
+    ref = ParallelExecution(f, u, n_vmap=8).run()
+    got = ParallelExecution(f, u, n_vmap=8, store=tmp_path / "u.zarr").run()
+    assert_same(got[:], ref[:])
+    assert_same(got.named(), ref.named())
+    pts = u.points()
+    ds = xr.open_zarr(tmp_path / "u.zarr")
+    np.testing.assert_array_equal(ds["output"].values,
+                                  np.asarray(pts["a"].value)[:, None] * np.arange(3, dtype=np.float32)
+                                  + np.asarray(pts["b"].value)[:, None])
+    np.testing.assert_array_equal(ds["b"].values, np.asarray(pts["b"].value))
+    assert ds["output"].dims == ("sample", "time")
+
+
+def test_untraceable_model_sequential_store(tmp_path, small_chunks):
+    def model(s):
+        return s["a"] * 10 if float(s["a"]) > 0.5 else -s["a"]  # runs without jit
+
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=9)
+    ref = SequentialExecution(model, space, progress=False).run()
+    got = SequentialExecution(model, space, progress=False, store=tmp_path / "e.zarr").run()
+    assert_same(got[:], ref[:])
+    again = SequentialExecution(model, space, progress=False, store=tmp_path / "e.zarr").run()  # all done: loads
+    assert_same(again[:], ref[:])
+
+
+def test_resume_skips_done_chunks_and_refusals(tmp_path, small_chunks):
+    space = grid()
+    path = tmp_path / "s.zarr"
+    ref = ParallelExecution(tree_model, space, 2.0, n_vmap=4).run()
+    ParallelExecution(tree_model, space, 2.0, n_vmap=4, store=path).run()
+    done = S.Store._from_meta("t", S._zarr("t"), path, S._read_meta(path), space, None, "r+").done
+    n = done.shape[0]
+    assert n > 4
+    done[1] = 0  # as if the run had died before flagging chunk 1 and the last one
+    done[n - 1] = 0
+    calls = []
+
+    def counted(s, w):
+        jax.debug.callback(lambda: calls.append(1))
+        return tree_model(s, w)
+
+    # another model (another fingerprint) is refused; the same model resumes only the missing chunks
+    with pytest.raises(ValueError, match="store .* holds a sweep of another model"):
+        ParallelExecution(counted, space, 2.0, store=path).run()
+    with pytest.raises(ValueError, match="store .* holds a sweep of a different space"):
+        ParallelExecution(tree_model, GridSpace(space.state, n=4), 2.0, store=path).run()
+    with pytest.raises(ValueError, match=r"store .* with other arguments \(args\[0\] differs\)"):
+        ParallelExecution(tree_model, space, 3.0, store=path).run()
+    with pytest.raises(ValueError, match="not finished: 2 of"):
+        open_results(path)
+    part = open_results(path, partial=True, space=space)
+    assert np.isnan(part[:]["x"]).sum() == sum(b - a for a, b in S.Chunks(
+        (7, 5), *S._read_meta(path)["chunks"]).ranges(done[:]))
+    again = ParallelExecution(tree_model, space, 2.0, n_vmap=3, store=path).run()
+    assert_same(again[:], ref[:])
+    assert done[:].all()
+    assert_same(open_results(path, space=space).points()["a"].value, space.points()["a"].value)
+    with pytest.raises(ValueError, match="is not the space of the sweep"):
+        open_results(path, space=GridSpace(space.state, n=4))
+
+
+def test_store_arguments_refused(tmp_path):
+    space = grid()
+    with pytest.raises(ValueError, match="pass `store` or `checkpoint_dir`, not both"):
+        ParallelExecution(tree_model, space, 2.0, store=tmp_path / "s", checkpoint_dir=tmp_path / "c")
+    with pytest.raises(TypeError, match="`store` must be a path"):
+        ParallelExecution(tree_model, space, 2.0, store=3)
+    with pytest.raises(ValueError, match="`store` is the empty string"):
+        SequentialExecution(tree_model, space, 2.0, store="")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not empty and holds no namedax sweep"):
+        ParallelExecution(tree_model, space, 2.0, store=other).run()
+    assert (other / "notes.txt").read_text() == "mine"
+    with pytest.raises(ValueError, match="holds no namedax sweep store"):
+        open_results(other)
+    # a store in use by another running sweep
+    from namedax.execution._checkpoint import _take
+
+    (tmp_path / "busy").mkdir()
+    fd = _take("test", tmp_path / "busy", "store")
+    try:
+        with pytest.raises(ValueError, match="store .* is in use by another running sweep"):
+            ParallelExecution(tree_model, space, 2.0, store=tmp_path / "busy").run()
+    finally:
+        os.close(fd)
+
+
+def test_reads_are_lazy(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "CHUNK_BYTES", 4 * 1000)  # 1000 points (whole rows of b) per chunk
+    space = GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", -1.0, 1.0)}, n={"a": 200, "b": 100})
+    path = tmp_path / "big.zarr"
+    ParallelExecution(lambda s: s["a"] + s["b"], space, store=path).run()
+    import zarr.storage
+
+    reads = []
+    get = zarr.storage.LocalStore.get
+
+    async def counting(self, key, *a, **k):
+        reads.append(key)
+        return await get(self, key, *a, **k)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", counting)
+    r = open_results(path)
+    reads.clear()
+    a, b = np.linspace(0, 1, 200, dtype=np.float32), np.linspace(-1, 1, 100, dtype=np.float32)
+    np.testing.assert_allclose(r[12345], a[123] + b[45], rtol=1e-6)
+    data = [k for k in reads if k.startswith("output/c")]
+    assert data == ["output/c/12/0"], reads  # the one chunk holding point 12345 (rows 120..129)
+    reads.clear()
+    np.testing.assert_allclose(r[2990:3010], (a[:, None] + b[None]).reshape(-1)[2990:3010], rtol=1e-6)
+    assert sorted(k for k in reads if k.startswith("output/c")) == ["output/c/2/0", "output/c/3/0"]
+
+
+KILL_SCRIPT = """
+import json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+import namedax.execution._engine as E
+import namedax.execution._store as S
+from namedax.spaces import GridSpace, Parameter
+from namedax.execution import ParallelExecution
+E._CALL_SECONDS = 0.02
+E.max_chunks = lambda *_: 8
+S.CHUNK_BYTES = 4 * 2000  # two rows per chunk
+
+def model(s):
+    def step(_, x):
+        v, w = x
+        return v + 0.01 * (v - v ** 3 / 3 - w + s["a"]), w + 0.0008 * (v + 0.7 - s["b"] * w)
+    return jax.lax.fori_loop(0, 3000, step, (jnp.float32(-1.0), jnp.float32(1.0)))[0]
+
+space = GridSpace({"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
+                   "b": Parameter("b", 0.0, low=0.5, high=1.5, free=True)}, n={"a": 300, "b": 1000})
+mode, d = sys.argv[1], sys.argv[2]
+if mode == "run":
+    put, saved = S.Store._put, []
+    def put_then_wait(self, k, rows):  # after 4 chunks, write half of the 5th chunk's data, then stall
+        if len(saved) == 4:
+            self._arrays[0][self.chunks.region(k)] = np.asarray(rows[0]).reshape(self._arrays[0].chunks) * 0 + 7
+            print("STALLED", flush=True)
+            time.sleep(600)
+        put(self, k, rows)
+        saved.append(k)
+    S.Store._put = put_then_wait
+    ParallelExecution(model, space, store=d, progress=False).run()
+    print("FINISHED")
+else:
+    done0 = int(S.Store._from_meta("t", S._zarr("t"), d, S._read_meta(__import__("pathlib").Path(d)), space,
+                                   None, "r").done[:].sum())
+    resumed = ParallelExecution(model, space, store=d, progress=False).run()[:]
+    full = ParallelExecution(model, space, progress=False).run()[:]
+    print(json.dumps({"done_before": done0, "equal": bool(np.array_equal(resumed, full))}))
+"""
+
+
+def test_resume_after_sigkill(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(KILL_SCRIPT)
+    d = tmp_path / "s.zarr"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    log = tmp_path / "run.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, str(script), "run", str(d)], env=env, stdout=f, stderr=f)
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline and proc.poll() is None and "STALLED" not in log.read_text():
+                time.sleep(0.05)
+            assert proc.poll() is None, "the sweep ended before it could be killed: " + log.read_text()
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    out = subprocess.run([sys.executable, str(script), "resume", str(d)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["done_before"] == 4, info  # the 5th chunk's data was on disk (garbage) but not flagged done
+    assert info["equal"], "resumed results differ from an uninterrupted run"
+
+
+MP_SCRIPT = DISTRIBUTED + r"""import jax.numpy as jnp, numpy as np
+import namedax as nx
+import namedax.execution._store as S
+import zarr.storage
+from namedax.spaces import GridSpace, Parameter
+from namedax.execution import ParallelExecution
+S.CHUNK_BYTES = 4 * 60
+written = []
+set_ = zarr.storage.LocalStore.set
+async def record(self, key, value, *a, **k):
+    written.append(key)
+    return await set_(self, key, value, *a, **k)
+zarr.storage.LocalStore.set = record
+
+state = {"a": Parameter("a", 0.0, low=0.0, high=1.0, free=True),
+         "b": Parameter("b", 0.0, low=-1.0, high=1.0, free=True)}
+space = GridSpace(state, n={"a": 37, "b": 20})
+path = os.path.join(os.path.dirname(out), "s.zarr")
+r = ParallelExecution(lambda s, w: s["a"] * s["b"] + w, space, jnp.float32(2.0), n_pmap=None, n_vmap=4,
+                      store=path).run()
+x = r[:]
+np.savez(out, x=x, named=np.asarray(r.named().array))
+with open(out + ".json", "w") as f:
+    json = __import__("json")
+    json.dump(sorted(k for k in written if k.startswith("output/c/")), f)
+print("DONE", flush=True)
+jax.distributed.shutdown()
+"""
+
+
+def test_two_processes_write_one_store(tmp_path):
+    run_processes(MP_SCRIPT, tmp_path)
+    a, b = np.meshgrid(np.linspace(0, 1, 37, dtype=np.float32), np.linspace(-1, 1, 20, dtype=np.float32),
+                       indexing="ij")
+    ref = a * b + np.float32(2.0)
+    for pid in range(2):
+        o = np.load(tmp_path / f"out{pid}.npz")
+        np.testing.assert_allclose(o["x"], ref.reshape(-1), rtol=1e-6)
+        np.testing.assert_allclose(o["named"], ref, rtol=1e-6)
+    np.testing.assert_allclose(xr.open_zarr(tmp_path / "s.zarr")["output"].values, ref, rtol=1e-6)
+    written = [json.loads((tmp_path / f"out{pid}.npz.json").read_text()) for pid in range(2)]
+    assert written[0] and written[1], written  # both processes wrote chunks ...
+    assert not set(written[0]) & set(written[1])  # ... never the same one
+    assert len(written[0]) + len(written[1]) == len(set(written[0]) | set(written[1]))
