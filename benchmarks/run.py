@@ -83,7 +83,7 @@ AREAS: dict[str, tuple[str, str]] = {
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
            "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding",
            "bench_attention": "attention", "bench_losses": "losses",
-           "bench_decoder": "decoder"}
+           "bench_decoder": "decoder", "bench_store": "store"}
 
 
 # ----------------------------------------------------------------------------- running

@@ -3,6 +3,7 @@ xarray alone, resumable after SIGKILL, refused for another sweep, read lazily; t
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from namedax.spaces import DataSpace, GridSpace, Parameter, UniformSpace  # noqa
 from test_execution_executors import P  # noqa: E402
 
 Time = nx.Axis("time", 3)
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def tree_model(s, w):
@@ -330,3 +332,18 @@ def test_two_processes_write_one_store(tmp_path):
     assert written[0] and written[1], written  # both processes wrote chunks ...
     assert not set(written[0]) & set(written[1])  # ... never the same one
     assert len(written[0]) + len(written[1]) == len(set(written[0]) | set(written[1]))
+
+
+def test_docs_plot_from_the_reopened_store(tmp_path):
+    """The heatmap block of docs/sweeps.md ("Results on disk") runs on a store written here."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    text = (ROOT / "docs" / "sweeps.md").read_text()
+    block = text.split("A heatmap from the reopened store")[1].split("```python\n", 1)[1].split("```", 1)[0]
+    space = GridSpace({"param1": P("param1", 0.0, 1.0), "param2": P("param2", -1.0, 1.0)}, n=10)
+    path = str(tmp_path / "sweep.zarr")
+    ParallelExecution(lambda s: s["param1"] * s["param2"], space, store=path).run()
+    exec(block, {"path": path, "os": os})
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
