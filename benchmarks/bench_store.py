@@ -32,11 +32,10 @@ def model(state):
 
 def worker(variant: str, side: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-    from _timing import peak_rss_mb  # VmHWM: ru_maxrss would report a parent's peak
-
     import jax
     import numpy as np
     import zarr  # noqa: F401
+    from _timing import peak_rss_mb  # VmHWM: ru_maxrss would report a parent's peak
 
     from namedax.execution import ParallelExecution, open_results
     from namedax.spaces import GridSpace, Parameter

@@ -382,7 +382,7 @@ class SequentialExecution:
                 raise err  # its __cause__: the model's own error
             return self._run_eager()
         compiled = _e.compile_point(static, space, dyn)
-        st, ranges = self._open_store(layout, _e.point_seconds(static, space, dyn, (jax.devices()[0],)))
+        st, ranges = self._open_store(layout)
         arrays = layout.allocate(space.N) if st is None else []
         bar = _e.progress_bar(self.progress, space.N, space.N - sum(b - a for a, b in ranges), "sweep")
 
@@ -420,13 +420,15 @@ class SequentialExecution:
                 st.close()
         return Results(arrays, layout, space) if st is None else _store.results(st, layout, space)
 
-    def _open_store(self, layout: Layout, per_point: float | None) -> tuple[Any, list[tuple[int, int]]]:
+    def _open_store(self, layout: Layout) -> tuple[Any, list[tuple[int, int]]]:
         """The open store (or None) and the flat ranges still to compute."""
         space = self.statespace
         if self.store is None:
             return None, [(0, space.N)]
         man = manifest(space, layout, self.model, self.args, self.kwargs)
-        target = _store.chunk_target(layout.bytes_per_point, per_point, 1, _e._CALL_SECONDS)
+        # point by point, a chunk of 4096 points is seconds of work (timing a point would run the
+        # model, and its prints, once more)
+        target = min(_store.chunk_target(layout.bytes_per_point, None, 1, _e._CALL_SECONDS), 4096)
         return _store.Store.open("SequentialExecution", self.store, man, layout, space, target)
 
     def _run_eager(self) -> Results:
@@ -446,7 +448,7 @@ class SequentialExecution:
                 here = Layout(out)
                 if layout is None:
                     layout, first = here, here.describe()
-                    st, ranges = self._open_store(layout, None)  # the store needs the layout of point 0
+                    st, ranges = self._open_store(layout)  # the store needs the layout of point 0
                     arrays = layout.allocate(space.N) if st is None else []
                     if st is not None:  # go on with the points the store lacks (point 0 is done now)
                         todo = (j for j in _points(ranges) if j)
