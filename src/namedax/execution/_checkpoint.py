@@ -86,17 +86,7 @@ class Checkpoint:
     def open(cls, op: str, path: Any, manifest: dict, arrays: list[np.ndarray], writer: bool
              ) -> tuple[Checkpoint, list[tuple[int, int]]]:
         """Check or create the manifest, load finished blocks into ``arrays``; the missing ranges."""
-        path = pathlib.Path(os.fspath(path))
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} exists and is not a directory")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} cannot be created: {e}") from None
-        lock = None
-        if writer:
-            _probe(op, path)
-            lock = _take(op, path)
+        path, lock = own(op, path, writer)
         try:
             return cls._open(op, path, manifest, arrays, writer, lock)
         except BaseException:
@@ -203,6 +193,21 @@ def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, 
     if meta.get("hash") != _block_hash(sweep, start, stop, leaves):
         return "has content that does not match its recorded hash (damaged or altered)"
     return leaves
+
+
+def own(op: str, path: Any, writer: bool, what: str = "checkpoint_dir") -> tuple[pathlib.Path, int | None]:
+    """The directory, created if need be, and (for the writer) probed and locked for this run."""
+    path = pathlib.Path(os.fspath(path))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{op}: {what} {str(path)!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{op}: {what} {str(path)!r} cannot be created: {e}") from None
+    if not writer:
+        return path, None
+    _probe(op, path, what)
+    return path, _take(op, path, what)
 
 
 def _probe(op: str, path: pathlib.Path, what: str = "checkpoint_dir") -> None:

@@ -51,7 +51,7 @@ import numpy as np
 from ..core._axis import Axis
 from ..core._named_array import _new
 from ..spaces._base import AbstractSpace
-from ._checkpoint import _compare, _missing, _probe, _take
+from ._checkpoint import _compare, _missing, own
 from ._results import _STATIC, Layout, Results, parameter_coords, static_attrs, variable_dims
 
 STORE_FORMAT = "namedax-store/1"
@@ -229,17 +229,7 @@ class Store:
              writer: bool = True, uniform: bool = False, multiple: int = 1) -> tuple[Store, list[tuple[int, int]]]:
         """Create the store (or check and reopen the one of this sweep); the flat ranges to compute."""
         zarr = _zarr(op)
-        p = pathlib.Path(os.fspath(path))
-        if p.exists() and not p.is_dir():
-            raise ValueError(f"{op}: store {str(p)!r} exists and is not a directory")
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"{op}: store {str(p)!r} cannot be created: {e}") from None
-        lock = None
-        if writer:
-            _probe(op, p, "store")
-            lock = _take(op, p, "store")
+        p, lock = own(op, path, writer, "store")
         try:
             if writer and _read_meta(p) is None:
                 if any(f != ".namedax-lock" for f in os.listdir(p)):
