@@ -184,6 +184,10 @@ def test_store_arguments_refused(tmp_path):
     assert (other / "notes.txt").read_text() == "mine"
     with pytest.raises(ValueError, match="holds no namedax sweep store"):
         open_results(other)
+    with pytest.raises(ValueError, match="output 'a/b' cannot name a Zarr array"):
+        ParallelExecution(lambda s: {"a/b": s["a"]}, space, store=tmp_path / "slash").run()
+    with pytest.raises(ValueError, match="cannot hold an array named 'a' twice"):
+        ParallelExecution(lambda s: {"a": s["a"]}, space, store=tmp_path / "clash").run()
     # a store in use by another running sweep
     from namedax.execution._checkpoint import _take
 

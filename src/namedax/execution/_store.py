@@ -365,6 +365,9 @@ def _create(op: str, zarr, p: pathlib.Path, man: dict, layout: Layout, space: Ab
         params = [Var(n, (), np.asarray(v).dtype, [axes[0].name]) for n, (_, v) in example.items()]
     taken = names | set(coords)
     for v in outputs + params:
+        if "/" in v.name or v.name.startswith("__"):
+            raise ValueError(f"{op}: output {v.name!r} cannot name a Zarr array (no '/', no leading '__'); "
+                             "rename the output")
         if v.name in taken or v.name == _META:
             raise ValueError(f"{op}: the store cannot hold an array named {v.name!r} twice (an output path, an axis "
                              f"or a parameter coordinate: {sorted(taken)}); rename the output")
