@@ -303,7 +303,7 @@ class ParallelExecution:
         per_point = _e.point_seconds(static, space, dyn, devices)
         if n_vmap is None:
             n_vmap = _e.auto_n_vmap(space.N, len(devices), layout.bytes_per_point, devices[0].platform, per_point)
-        target = _store.chunk_target(layout.bytes_per_point, per_point, n_vmap, _e._CALL_SECONDS)
+        target = _store.chunk_target(layout.bytes_per_point, per_point, n_vmap, _e._CALL_SECONDS, devices[0])
         man = manifest(space, layout, self.model, self.args, self.kwargs)
         multiple = n_vmap * len(devices) // jax.process_count() if jax.process_count() > 1 else 1
         st, ranges = _store.Store.open(op, self.store, man, layout, space, target, jax.process_index() == 0,

@@ -18,15 +18,16 @@ gives the labelled Dataset with no namedax import (xarray reads zarr v3's ``dime
 
 Chunks and blocks. The flat point order is row-major over the space's axes. A chunk holds whole
 trailing rows: for axes of sizes ``(n_0, ..., n_k)`` it is ``(1, ..., 1, c, n_{i+1}, ..., n_k)``
-for the first ``i`` whose trailing rows fit the target chunk (16 MB of outputs, fewer points for a
-slow model), so every chunk is one contiguous run of flat indices and ``xarray.open_zarr`` sees the
-grid as it is. (Storing flat and reshaping on read would make the store unreadable as a grid
-without namedax.) Chunks are the unit of work on disk: the host gathers a call's rows into whole
-chunks (carrying at most one unfinished chunk to the next call), writes each chunk once, then sets
-its ``done`` flag. A chunk is written by exactly one writer, so no two writers touch one chunk and
-no locks are needed; Zarr's local store writes every file atomically (temp file and rename), so a
-SIGKILL leaves whole chunks, and a chunk whose flag is not set is simply computed again. Resuming
-reads the flags and computes the missing chunks: the result is bit-identical to an uninterrupted run.
+for the first ``i`` whose trailing rows fit the target chunk (16 MB of outputs, and at most about
+16 s of single-point calls for a slow model: `chunk_target`), so every chunk is one contiguous run
+of flat indices and ``xarray.open_zarr`` sees the grid as it is. (Storing flat and reshaping on
+read would make the store unreadable as a grid without namedax.) Chunks are the unit of work on
+disk: the host gathers a call's rows into whole chunks (carrying at most one unfinished chunk to
+the next call), writes each chunk once, then sets its ``done`` flag. A chunk is written by exactly
+one writer, so no two writers touch one chunk and no locks are needed; Zarr's local store writes
+every file atomically (temp file and rename), so a SIGKILL leaves whole chunks, and a chunk whose
+flag is not set is simply computed again. Resuming reads the flags and computes the missing
+chunks: the result is bit-identical to an uninterrupted run.
 
 Under ``jax.distributed`` every process writes the chunks of the points its own devices computed;
 the engine then hands each process only its own rows (no gather) and aligns the processes' shares
@@ -564,10 +565,32 @@ def open_results(path: str | os.PathLike, *, space: AbstractSpace | None = None,
     return results(st, layout, space, st.chunks.ranges(done))
 
 
-def chunk_target(bytes_per_point: int, point_seconds: float | None, n_vmap: int,
-                 call_seconds: float) -> int:
-    """Points per chunk: `CHUNK_BYTES` of outputs, and (given one point's time) a few seconds of compute."""
+def chunk_target(bytes_per_point: int, point_seconds: float | None, n_vmap: int, call_seconds: float,
+                 device: Any = None) -> int:
+    """Points per chunk: `CHUNK_BYTES` of outputs, and (given one point's time) at most about 16 calls'
+    worth of points computed one by one (far less under vmap): an interruption costs seconds.
+
+    One point's time, called alone, is mostly dispatch for a cheap model (tens of microseconds,
+    which vmap does not multiply): the model's own part is what is left after the time of a trivial
+    call, and a model that is mostly dispatch gets the full 16 MB chunks."""
     target = CHUNK_BYTES // max(bytes_per_point, 1)
     if point_seconds:
-        target = min(target, max(n_vmap, int(4 * call_seconds / point_seconds)))
+        own = point_seconds - _dispatch_seconds(device)
+        if own > point_seconds / 4:
+            target = min(target, max(n_vmap, int(16 * call_seconds / own)))
     return max(1, target)
+
+
+def _dispatch_seconds(device: Any) -> float:
+    """The time of a trivial compiled call on ``device`` (the best of a few)."""
+    import time
+
+    f = jax.jit(lambda x: x + 1)
+    x = jax.device_put(np.float32(0), device)
+    jax.block_until_ready(f(x))
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        jax.block_until_ready(f(x))
+        best = min(best, time.perf_counter() - t)
+    return best
