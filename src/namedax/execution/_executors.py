@@ -214,15 +214,23 @@ class ParallelExecution:
         set aside as ``<name>.rejected`` and recomputed. In a multi-process run the directory must be
         shared; process 0 writes it.
 
+        With ``store``, every finished block goes to the Zarr store instead (see
+        `namedax.execution.open_results` and the "Results on disk" guide): the store is the
+        checkpoint in the same way (same manifest, same refusals), chunks are flagged done only
+        after their data is written, and under ``jax.distributed`` each process writes the chunks
+        its own devices computed (nothing is gathered).
+
         Returns:
-            `Results` over the space (on every process, in a multi-process run).
+            `Results` over the space (on every process, in a multi-process run); with ``store``,
+            backed by the store and read lazily.
 
         Raises:
             ModelError: the model raised, or could not be traced, on a point (the message names it;
                 a model that raises at run time, e.g. through ``equinox.error_if``, is bisected
                 down to the failing point).
-            ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
-                model or arguments), is in use by another running sweep, or cannot be written.
+            ValueError: ``checkpoint_dir`` (or ``store``) holds another sweep (another space, output
+                structure, model or arguments), is in use by another running sweep, or cannot be
+                written; ``store`` is a non-empty directory that is not a sweep store.
         """
         op = "ParallelExecution"
         space, model, devices = self.statespace, self.model, self._devices
@@ -244,7 +252,8 @@ class ParallelExecution:
             if ckpt is not None or st is not None:
                 seen = int(digest(ranges)[:7], 16)
                 if _e._agree(seen) != seen:
-                    raise ValueError(f"{op}: processes see different blocks in checkpoint_dir "
+                    what = "checkpoint_dir" if ckpt is not None else "store"
+                    raise ValueError(f"{op}: processes see different blocks in {what} "
                                      f"{self.checkpoint_dir or self.store!r}; in a multi-process run it must be one "
                                      "directory that every process shares")
             if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
