@@ -351,3 +351,26 @@ def test_docs_plot_from_the_reopened_store(tmp_path):
     ParallelExecution(lambda s: s["param1"] * s["param2"], space, store=path).run()
     exec(block, {"path": path, "os": os})
     assert (tmp_path / "sweep.png").stat().st_size > 1000
+
+
+def test_an_extra_per_point_array(tmp_path, small_chunks):
+    """What a failure mask needs: one more per-point array, written with the outputs, read by name."""
+    from namedax.execution._checkpoint import manifest
+    from namedax.execution._results import Layout
+
+    space = grid()
+    layout = Layout({"x": jax.ShapeDtypeStruct((), np.float32)})
+    man = manifest(space, layout, tree_model, (2.0,))
+    st, ranges = S.Store.open("test", tmp_path / "m.zarr", man, layout, space, 4, extras=(("failed", np.bool_),))
+    assert ranges == [(0, 35)]
+    x = np.arange(35, dtype=np.float32)
+    failed = x % 3 == 0
+    st.write(0, 20, [x[:20], failed[:20]])
+    st.write(20, 15, [x[20:], failed[20:]])
+    st.close()
+    np.testing.assert_array_equal(st.view("failed")[:], failed)
+    assert len(st.views()) == 1
+    ds = xr.open_zarr(tmp_path / "m.zarr")
+    np.testing.assert_array_equal(ds["failed"].values, failed.reshape(7, 5))
+    assert ds["failed"].dims == ("a", "b")
+    np.testing.assert_array_equal(open_results(tmp_path / "m.zarr")[:]["x"], x)

@@ -33,8 +33,10 @@ Under ``jax.distributed`` every process writes the chunks of the points its own 
 the engine then hands each process only its own rows (no gather) and aligns the processes' shares
 with chunk boundaries, which needs chunks of equal size: there, ``c`` divides ``n_i`` for ``i > 0``.
 
-Another per-point array (a failure mask, say) is one more `Var` in the store: it gets the same
-dims, chunks and done flags as the outputs.
+Another per-point array (a failure mask, say) is one more array of the store: ``Store.open(...,
+extras=(("failed", np.bool_),))`` creates it over the space's axes with the outputs' chunks and
+coordinates, `Store.write` then takes its rows after the output leaves', and ``Store.view("failed")``
+reads it lazily; it is not part of the output PyTree.
 """
 
 from __future__ import annotations
@@ -221,13 +223,16 @@ class Store:
         self.done = group[_META]["done"]
         self._arrays = [group[v.name] for v in outputs]
         self._param_arrays = [group[v.name] for v in params]
+        self.axes: tuple[Axis, ...] = ()  # set from the store's metadata (`_from_meta`)
+        self.extras: list[str] = []
         self._carry: list[np.ndarray] | None = None
         self._carry_chunk, self._carry_fill = -1, 0
 
     # ---- creating and opening ----
     @classmethod
     def open(cls, op: str, path: Any, man: dict, layout: Layout, space: AbstractSpace, target: int,
-             writer: bool = True, uniform: bool = False, multiple: int = 1) -> tuple[Store, list[tuple[int, int]]]:
+             writer: bool = True, uniform: bool = False, multiple: int = 1, extras: tuple = ()
+             ) -> tuple[Store, list[tuple[int, int]]]:
         """Create the store (or check and reopen the one of this sweep); the flat ranges to compute."""
         zarr = _zarr(op)
         p, lock = own(op, path, writer, "store")
@@ -237,7 +242,7 @@ class Store:
                     raise ValueError(f"{op}: store {str(p)!r} is not empty and holds no namedax sweep (or its "
                                      "creation was interrupted); pass another path or delete it")
                 shape = tuple(a.size for a in space.axes)
-                _create(op, zarr, p, man, layout, space, Chunks.plan(shape, target, uniform, multiple))
+                _create(op, zarr, p, man, layout, space, Chunks.plan(shape, target, uniform, multiple), extras)
             if uniform:  # a multi-process run: process 0 created the store; the others open it now
                 _wait_for_meta(op, p)
             meta = _read_meta(p)
@@ -265,6 +270,7 @@ class Store:
         params = [Var(v["name"], (), v["dtype"], v["dims"]) for v in meta["params"]]
         st = cls(op, str(p), group, chunks, outputs, params, space, lock)
         st.axes = tuple(Axis(n, s) for n, s in meta["axes"])
+        st.extras = list(meta.get("extras", []))
         return st
 
     def quantum(self, n_vmap: int, devices: tuple) -> int:
@@ -319,7 +325,14 @@ class Store:
 
     # ---- reading ----
     def views(self, missing: list[tuple[int, int]] | None = None) -> list[FlatView]:
-        return [FlatView(a, self.chunks, v, missing) for a, v in zip(self._arrays, self.outputs, strict=True)]
+        """The output leaves (not the extras), as lazy flat arrays."""
+        return [FlatView(a, self.chunks, v, missing) for a, v in zip(self._arrays, self.outputs, strict=True)
+                if v.name not in self.extras]
+
+    def view(self, name: str, missing: list[tuple[int, int]] | None = None) -> FlatView:
+        """One array of the store by name (an extra per-point array, say), as a lazy flat array."""
+        (k,) = [k for k, v in enumerate(self.outputs) if v.name == name]
+        return FlatView(self._arrays[k], self.chunks, self.outputs[k], missing)
 
     def to_xarray(self, single: bool) -> Any:
         """The store as xarray reads it, lazily (a DataArray for a single array output)."""
@@ -351,12 +364,14 @@ def _wait_for_meta(op: str, p: pathlib.Path) -> None:
                          "must be one path every process shares")
 
 
-def _create(op: str, zarr, p: pathlib.Path, man: dict, layout: Layout, space: AbstractSpace, chunks: Chunks) -> None:
+def _create(op: str, zarr, p: pathlib.Path, man: dict, layout: Layout, space: AbstractSpace, chunks: Chunks,
+            extras: tuple = ()) -> None:
     axes = tuple(space.axes)
     dims = variable_dims(layout, axes, op)
     grid, cshape = chunks.shape, chunks.chunk_shape
     names = {a.name for a in axes}
     outputs = [Var(layout.paths[k], layout.shapes[k], layout.dtypes[k], dims[k]) for k in range(len(layout.shapes))]
+    outputs += [Var(name, (), dtype, [a.name for a in axes]) for name, dtype in extras]
     coords: dict[str, np.ndarray] = {}
     if sum(a.size for a in axes) <= _COORD_LIMIT:
         coords = {k: np.asarray(v) for k, v in space.coords().items()}
@@ -399,6 +414,7 @@ def _create(op: str, zarr, p: pathlib.Path, man: dict, layout: Layout, space: Ab
         "chunks": [chunks.i, chunks.c], "structure": _encode(layout), "space": type(space).__name__,
         "leaves": [{"name": v.name, "shape": list(v.shape), "dtype": v.dtype.str, "dims": v.dims} for v in outputs],
         "params": [{"name": v.name, "dtype": v.dtype.str, "dims": v.dims} for v in params],
+        "extras": [name for name, _ in extras],
     }
     with warnings.catch_warnings():  # "not part of the Zarr v3 spec": xarray reads it, and it saves a listing
         warnings.simplefilter("ignore")
@@ -561,7 +577,7 @@ def open_results(path: str | os.PathLike, *, space: AbstractSpace | None = None,
         raise ValueError(f"{op}: the sweep in {str(p)!r} is not finished: {int((done == 0).sum())} of {len(done)} "
                          "chunks are missing; resume it (run the executor again with the same store=), or pass "
                          "partial=True to read it with the missing points as NaN")
-    layout = _decode(meta["structure"], meta["leaves"])
+    layout = _decode(meta["structure"], [v for v in meta["leaves"] if v["name"] not in meta.get("extras", [])])
     return results(st, layout, space, st.chunks.ranges(done))
 
 
