@@ -142,31 +142,39 @@ class Chunks:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Entry:
+    """An entry of the output PyTree while it is encoded (a leaf no user value can be mistaken for)."""
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+
+
 def _encode(layout: Layout) -> dict | None:
     """The output PyTree with its entries as ``{"leaf": k, "axes": ...}`` / ``{"static": v}``, or None
     when a node is not a dict, list, tuple or None (open_results then gives a dict by path)."""
     parts = []
     for kind in layout.kinds:
         if kind[0] == _STATIC:
-            parts.append({"static": kind[1]})
+            parts.append(_Entry({"static": kind[1]}))
         else:
             axes = None if kind[2] is None else [[a.name, a.size] for a in kind[2]]
-            parts.append({"leaf": kind[1], "axes": axes})
+            parts.append(_Entry({"leaf": kind[1], "axes": axes}))
     tree = layout.treedef.unflatten(parts)
 
     def enc(x):
-        if isinstance(x, dict) and ("leaf" in x or "static" in x) and len(x) <= 2 and x in parts:
-            return {"entry": x}
+        if isinstance(x, _Entry):
+            return {"entry": x.spec}
         if type(x) is dict:
             return {"dict": [[k, enc(v)] for k, v in x.items()]}
         if type(x) in (list, tuple):
             return {type(x).__name__: [enc(v) for v in x]}
         if x is None:
             return {"none": None}
-        raise TypeError
+        raise TypeError(type(x).__name__)
+
     try:
         out = enc(tree)
-        json.dumps(out)
+        json.dumps(out)  # static values must be JSON too
         return out
     except (TypeError, ValueError):
         return None
@@ -338,7 +346,7 @@ class Store:
         """The store as xarray reads it, lazily (a DataArray for a single array output)."""
         import xarray as xr
 
-        ds = xr.open_zarr(self.path, consolidated=False, chunks=None)
+        ds = xr.open_zarr(self.path, chunks=None)  # (its metadata never changes after creation)
         if single:
             (name,) = ds.data_vars
             return ds[name].assign_attrs(ds.attrs)
