@@ -374,3 +374,20 @@ def test_an_extra_per_point_array(tmp_path, small_chunks):
     np.testing.assert_array_equal(ds["failed"].values, failed.reshape(7, 5))
     assert ds["failed"].dims == ("a", "b")
     np.testing.assert_array_equal(open_results(tmp_path / "m.zarr")[:]["x"], x)
+
+
+def test_open_results_rebuilds_the_output_structure(tmp_path):
+    import equinox as eqx
+
+    class Out(eqx.Module):
+        x: jax.Array
+        y: jax.Array
+
+    space = GridSpace({"a": P("a", 0.0, 1.0)}, n=5)
+    a = np.linspace(0, 1, 5, dtype=np.float32)
+    ParallelExecution(lambda s: (s["a"], None, [s["a"] + 1, "lbl"]), space, store=tmp_path / "t").run()
+    assert_same(open_results(tmp_path / "t")[3], (a[3], None, [a[3] + np.float32(1), "lbl"]))
+    # a PyTree node that JSON cannot describe comes back as a dict by leaf path
+    r = ParallelExecution(lambda s: Out(s["a"] * 1.0, s["a"] * 2.0), space, store=tmp_path / "m").run()
+    assert isinstance(r[2], Out)
+    assert_same(open_results(tmp_path / "m")[2], {"x": a[2], "y": a[2] * np.float32(2)})
