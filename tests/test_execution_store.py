@@ -363,3 +363,23 @@ def test_open_results_rebuilds_the_output_structure(tmp_path):
     r = ParallelExecution(lambda s: Out(s["a"] * 1.0, s["a"] * 2.0), space, store=tmp_path / "m").run()
     assert isinstance(r[2], Out)
     assert_same(open_results(tmp_path / "m")[2], {"x": a[2], "y": a[2] * np.float32(2)})
+
+
+@pytest.mark.parametrize("shape", [(7,), (7, 5), (3, 4, 5), (2, 3, 1, 4), (13, 1)])
+@pytest.mark.parametrize("target", [1, 3, 6, 20, 1000])
+@pytest.mark.parametrize("uniform", [False, True])
+def test_chunk_geometry_against_numpy(shape, target, uniform):
+    ch = S.Chunks.plan(shape, target, uniform, multiple=2)
+    flat = np.arange(int(np.prod(shape))).reshape(shape)
+    seen = []
+    for k in range(ch.n):
+        a, b = ch.span(k)
+        np.testing.assert_array_equal(flat[ch.region(k)].reshape(-1), np.arange(a, b))  # contiguous, row-major
+        assert all(ch.index(i) == k for i in range(a, b))
+        seen.append((a, b))
+    assert seen == sorted(seen) and seen[0][0] == 0 and seen[-1][1] == flat.size
+    assert all(p[1] == q[0] for p, q in zip(seen, seen[1:]))  # they tile the points
+    sizes = {b - a for a, b in seen[:-1]}
+    assert len(sizes) <= 1 or not uniform  # uniform: all chunks but the last have one size
+    if not (uniform and ch.i == 0):  # (there, a chunk is rounded up to whole shares of a call)
+        assert ch.points <= max(target, shape[-1])

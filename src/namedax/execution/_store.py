@@ -101,16 +101,16 @@ class Chunks:
             if row <= target or i == len(shape) - 1:
                 c = max(1, min(shape[i], target // row))
                 if uniform and i > 0:
-                    c = max(d for d in range(1, c + 1) if shape[i] % d == 0)
+                    c = _divisor_at_most(shape[i], c)
                 elif uniform:
                     q = multiple // math.gcd(multiple, row)
                     c = min(shape[i], max(q, c // q * q))
                 return cls(shape, i, c)
-        return cls(shape, 0, 1)  # shape == (): one point
+        raise ValueError("a space has at least one axis")
 
     @property
     def points(self) -> int:
-        """Points of a full chunk."""
+        """Points of a full chunk (all chunks but the last, when `uniform`)."""
         return self.c * self.row
 
     def span(self, k: int) -> tuple[int, int]:
@@ -135,6 +135,15 @@ class Chunks:
         """The flat ranges of the chunks not done, merged."""
         spans = [self.span(int(k)) for k in np.flatnonzero(done)]
         return _missing(spans, math.prod(self.shape))
+
+
+def _divisor_at_most(n: int, c: int) -> int:
+    """The largest divisor of ``n`` that is at most ``c``."""
+    best = 1
+    for d in range(1, min(c, math.isqrt(n)) + 1):  # d and n // d: every divisor, once
+        if n % d == 0:
+            best = max([best, d] + [n // d] * (n // d <= c))
+    return best
 
 
 # ---------------------------------------------------------------------------------------------
