@@ -4,6 +4,8 @@ xarray alone, resumable after SIGKILL, refused for another sweep, read lazily; t
 import json
 import os
 import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -80,6 +82,11 @@ def test_grid_store_equals_memory_and_numpy(tmp_path, small_chunks, executor):
     assert ds["pos"].dtype == bool and ds["h"].dtype == np.float16 and ds["n"].dtype == np.int32
     assert ds.attrs["label"] == "fhn"
     assert float(ds["x"].sel(a=0.5, b=1.0)) == np.float32(0.5) + 2
+    code = ("import sys, xarray; ds = xarray.open_zarr(sys.argv[1]); assert 'namedax' not in sys.modules; "
+            "print(dict(ds.sizes), float(ds['x'].sel(a=0.5, b=1.0)))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.zarr")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.split("}")[1].strip() == "2.5", out.stdout + out.stderr
     mem = ref.to_xarray()
     lazy = got.to_xarray()
     for name in mem.data_vars:
