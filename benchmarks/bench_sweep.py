@@ -97,8 +97,9 @@ def memory_worker(variant: str, side: int) -> dict:
     return out
 
 
-def spawn(variant: str, side: int) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--worker", variant, "--side", str(side)],
+def spawn(variant: str, side: int, script: str = __file__) -> dict:
+    """Run ``script --worker variant --side side`` in a fresh process; its last line, as JSON."""
+    proc = subprocess.run([sys.executable, script, "--worker", variant, "--side", str(side)],
                           capture_output=True, text=True, timeout=7200)
     if proc.returncode != 0:
         raise RuntimeError(f"{variant} failed:\n{proc.stderr[-3000:]}")

@@ -60,6 +60,9 @@ AREAS: dict[str, tuple[str, str]] = {
     "sweep": ("Sweep throughput and peak memory", "`ParallelExecution` vs the best hand-chunked "
               "`jit(lax.map(vmap(model)))`. Budgets: throughput at least 0.9x; memory a few bytes per point "
               "beyond the outputs."),
+    "store": ("Sweeps on disk", "`ParallelExecution(..., store=path)` of a trivial model with one float32 output "
+              "per point, streamed to a Zarr store, in a fresh process: peak resident memory (VmHWM) against a "
+              "process that only imports jax, namedax and zarr. Budget: under 1 GB at 10^9 points (10^7 quick)."),
     "sharding": ("Sharding by name", "A 4-layer `nn.Stacked` MLP training step on a (data=2, model=2) mesh of 4 "
                  "forced CPU devices, placed by axis rules (`nx.sharding.shard`), vs the same math on positional "
                  "arrays placed with hand-written `NamedSharding`s, checked first to give the same loss and "
@@ -87,7 +90,8 @@ AREAS: dict[str, tuple[str, str]] = {
 MODULES = {"bench_eager": "eager", "bench_vmap": "vmap", "bench_stacked": "stacked",
            "bench_stacked_state": "stacked_state", "bench_sweep": "sweep", "bench_sharding": "sharding",
            "bench_attention": "attention", "bench_losses": "losses",
-           "bench_decoder": "decoder", "bench_optimize": "optimize"}
+           "bench_decoder": "decoder", "bench_optimize": "optimize",
+           "bench_store": "store"}
 
 
 # ----------------------------------------------------------------------------- running

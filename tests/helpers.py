@@ -96,3 +96,34 @@ def run_processes(script: str, tmp_path, n: int = 2, timeout: float = 150) -> li
     for pid, (p, t) in enumerate(zip(procs, texts, strict=True)):
         assert p.returncode == 0 and "DONE" in t, f"process {pid} (exit {p.returncode}):\n{t[-4000:]}"
     return texts
+
+
+def kill_then_resume(script: str, tmp_path, target, ready, timeout: float = 120) -> dict:
+    """Run ``script run <target>`` in a subprocess, SIGKILL it once ``ready()`` is true (failing if it
+    finished first), then run ``script resume <target>`` and return the JSON its last line prints."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "sweep.py"
+    path.write_text(script)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    log = tmp_path / "run.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, str(path), "run", str(target)], env=env, stdout=f, stderr=f)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.poll() is None and not ready():
+                time.sleep(0.02)
+            assert proc.poll() is None, "the sweep ended before it could be killed: " + log.read_text()
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    out = subprocess.run([sys.executable, str(path), "resume", str(target)], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])

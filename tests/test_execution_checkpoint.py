@@ -3,16 +3,13 @@
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import kill_then_resume
 from namedax.execution import ParallelExecution
 from namedax.execution import _engine as _e
 from namedax.spaces import DataSpace, GridSpace, Parameter
@@ -234,31 +231,12 @@ else:
 
 
 def test_resume_after_sigkill(tmp_path):
-    script = tmp_path / "sweep.py"
-    script.write_text(KILL_SCRIPT)
     d = tmp_path / "ck"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    log = tmp_path / "run.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen([sys.executable, str(script), "run", str(d)], env=env, stdout=f, stderr=f)
-        deadline = time.monotonic() + 120
-        try:
-            while time.monotonic() < deadline and proc.poll() is None:
-                if d.exists() and len([f for f in os.listdir(d) if f.startswith("block-")]) >= 4:
-                    break
-                time.sleep(0.02)
-            assert proc.poll() is None, (
-                f"the sweep ended before it could be killed ({len(os.listdir(d)) if d.exists() else 0} files "
-                f"in the checkpoint): " + log.read_text()
-            )
-            os.kill(proc.pid, signal.SIGKILL)
-        finally:
-            proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    out = subprocess.run([sys.executable, str(script), "resume", str(d)], env=env, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    info = json.loads(out.stdout.strip().splitlines()[-1])
+
+    def four_blocks() -> bool:
+        return d.exists() and len([f for f in os.listdir(d) if f.startswith("block-")]) >= 4
+
+    info = kill_then_resume(KILL_SCRIPT, tmp_path, d, four_blocks)
     assert info["equal"], "resumed results differ from an uninterrupted run"
     assert 4 <= len(info["before"]) < len(info["after"])
     assert set(info["before"]) <= set(info["after"])  # finished blocks were kept, not recomputed

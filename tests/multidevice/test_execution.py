@@ -88,3 +88,16 @@ def test_checkpoint_on_four_devices(devices, tmp_path, monkeypatch):
     assert len([f for f in os.listdir(d) if f.startswith("block-")]) == 5
     same(ParallelExecution(model, space, 2.0, n_vmap=2, n_pmap=4, checkpoint_dir=d).run(), r1)
     same(ParallelExecution(model, space, 2.0, n_vmap=1, n_pmap=1).run(), r1)
+
+
+def test_store_on_four_devices_equals_memory(tmp_path, monkeypatch):
+    pytest.importorskip("zarr")
+    from namedax.execution import _store as S
+
+    space = GridSpace({"a": P("a", 0.0, 1.0), "b": P("b", 0.5, 1.5)}, n={"a": 13, "b": 11})
+    ref = ParallelExecution(model, space, 2.0, n_vmap=5, n_pmap=4).run()
+    monkeypatch.setattr(S, "CHUNK_BYTES", 500)  # many chunks, blocks ending inside them
+    got = ParallelExecution(model, space, 2.0, n_vmap=5, n_pmap=4, store=tmp_path / "s.zarr").run()
+    same(got, ref)
+    for x, y in zip(jax.tree.leaves(got.named()), jax.tree.leaves(ref.named()), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

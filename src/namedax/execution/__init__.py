@@ -17,7 +17,9 @@ How a parallel sweep runs:
 - The host calls that program block after block, sizing each block to about a second of compute
   (and at most 64 MB of outputs), copies finished blocks into numpy arrays while the next one runs,
   shows a progress bar (tqdm) on a terminal or in a notebook, and with ``checkpoint_dir`` writes
-  every finished block to disk, so an interrupted sweep resumes where it stopped.
+  every finished block to disk, so an interrupted sweep resumes where it stopped; with
+  ``store="sweep.zarr"`` every finished block is streamed to a Zarr store instead (results larger
+  than memory, read back lazily; `open_results` reopens it, ``xarray.open_zarr`` reads it).
 - Padding (when N is not a multiple of ``n_vmap`` times the devices) repeats the last real point,
   so the model never sees a made-up state, and never reaches the results.
 
@@ -49,3 +51,4 @@ from ._executors import ParallelExecution as ParallelExecution, SequentialExecut
 from ._keys import point_key as point_key
 from ._results import Results as Results
 from ._optimize import OptimizeResults as OptimizeResults, optimize as optimize
+from ._store import open_results as open_results

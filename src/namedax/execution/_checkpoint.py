@@ -91,17 +91,7 @@ class Checkpoint:
     def open(cls, op: str, path: Any, manifest: dict, arrays: list[np.ndarray], writer: bool
              ) -> tuple[Checkpoint, list[tuple[int, int]]]:
         """Check or create the manifest, load finished blocks into ``arrays``; the missing ranges."""
-        path = pathlib.Path(os.fspath(path))
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} exists and is not a directory")
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ValueError(f"{op}: checkpoint_dir {str(path)!r} cannot be created: {e}") from None
-        lock = None
-        if writer:
-            _probe(op, path)
-            lock = _take(op, path)
+        path, lock = own(op, path, writer)
         try:
             return cls._open(op, path, manifest, arrays, writer, lock)
         except BaseException:
@@ -232,18 +222,33 @@ def _check_block(file: pathlib.Path, sweep: str, start: int, stop: int, n: int, 
     return leaves
 
 
-def _probe(op: str, path: pathlib.Path) -> None:
+def own(op: str, path: Any, writer: bool, what: str = "checkpoint_dir") -> tuple[pathlib.Path, int | None]:
+    """The directory, created if need be, and (for the writer) probed and locked for this run."""
+    path = pathlib.Path(os.fspath(path))
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{op}: {what} {str(path)!r} exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"{op}: {what} {str(path)!r} cannot be created: {e}") from None
+    if not writer:
+        return path, None
+    _probe(op, path, what)
+    return path, _take(op, path, what)
+
+
+def _probe(op: str, path: pathlib.Path, what: str = "checkpoint_dir") -> None:
     """Fail before any compute if the directory cannot take a file."""
     try:
         fd, tmp = tempfile.mkstemp(dir=path, prefix=f"{_TMP}{os.getpid()}-probe-")
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is not writable ({e}); pass a writable directory "
+        raise ValueError(f"{op}: {what} {str(path)!r} is not writable ({e}); pass a writable directory "
                          "or fix its permissions") from None
 
 
-def _take(op: str, path: pathlib.Path) -> int:
+def _take(op: str, path: pathlib.Path, what: str = "checkpoint_dir") -> int:
     """Own the directory for this run: an exclusive flock on its lock file, or an error naming the owner."""
     fd = os.open(path / _LOCK, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -251,9 +256,9 @@ def _take(op: str, path: pathlib.Path) -> int:
     except BlockingIOError:
         owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
-        raise ValueError(f"{op}: checkpoint_dir {str(path)!r} is in use by another running sweep (pid {owner}"
+        raise ValueError(f"{op}: {what} {str(path)!r} is in use by another running sweep (pid {owner}"
                          f"{', this process' if owner == str(os.getpid()) else ''}); wait for it to finish or pass "
-                         "another checkpoint_dir") from None
+                         f"another {what}") from None
     except BaseException:
         os.close(fd)
         raise
@@ -313,40 +318,40 @@ def _read_manifest(op: str, mpath: pathlib.Path, new: dict) -> dict:
     return old
 
 
-def _compare(op: str, path: pathlib.Path, old: dict, new: dict) -> None:
-    where = f"checkpoint_dir {str(path)!r}"
+def _compare(op: str, path: pathlib.Path, old: dict, new: dict, what: str = "checkpoint_dir") -> None:
+    where = f"{what} {str(path)!r}"
     if old.get("format") != _FORMAT:
         raise ValueError(f"{op}: {where} has a manifest of format {old.get('format')!r}, not {_FORMAT!r}: it was "
-                         "written by another version of namedax and cannot be resumed; pass another checkpoint_dir "
+                         f"written by another version of namedax and cannot be resumed; pass another {what} "
                          "or delete it")
     if old.get("space") != new["space"] or old.get("N") != new["N"]:
         raise ValueError(
             f"{op}: {where} holds a sweep of a different space, so it cannot be resumed here: it was made for "
             f"{old.get('space_repr')} (fingerprint {str(old.get('space'))[:12]}...), this run sweeps "
             f"{new['space_repr']} (fingerprint {new['space'][:12]}...); they differ in "
-            f"{_which(_which_space_parts, old, new)}; pass another checkpoint_dir or delete it"
+            f"{_which(_which_space_parts, old, new)}; pass another {what} or delete it"
         )
     if old.get("outputs") != new["outputs"]:
         raise ValueError(f"{op}: {where} holds outputs of another structure: {old.get('outputs')}, this model returns "
-                         f"{new['outputs']}; pass another checkpoint_dir or delete it")
+                         f"{new['outputs']}; pass another {what} or delete it")
     if old.get("model") == new["model"] and old.get("code") != new["code"]:
         raise ValueError(f"{op}: {where} holds a sweep of another model: {new['model']!r}, but with other code or "
                          "captured values (its body, a closure, a default or a function it calls changed); pass "
-                         "another checkpoint_dir or delete it")
+                         f"another {what} or delete it")
     if old.get("model") != new["model"]:
         raise ValueError(f"{op}: {where} holds a sweep of another model ({old.get('model')!r}, this run "
-                         f"{new['model']!r}); pass another checkpoint_dir or delete it")
+                         f"{new['model']!r}); pass another {what} or delete it")
     if old.get("key") != new["key"]:
         raise ValueError(f"{op}: {where} holds a sweep run with another random `key` "
                          f"({'no key' if old.get('key') is None else 'a different key'} then, "
                          f"{'no key' if new['key'] is None else 'this key'} now): its points drew other random "
-                         "numbers; pass another checkpoint_dir or delete it")
+                         f"numbers; pass another {what} or delete it")
     if old.get("on_error") != new["on_error"]:
         raise ValueError(f"{op}: {where} holds a sweep run with on_error={old.get('on_error')!r}, this run has "
-                         f"on_error={new['on_error']!r}; pass another checkpoint_dir or delete it")
+                         f"on_error={new['on_error']!r}; pass another {what} or delete it")
     if old.get("arguments") != new["arguments"]:
         raise ValueError(f"{op}: {where} holds a sweep of the same model {new['model']!r} with other arguments "
-                         f"({_which(_which_arguments, old, new)}); pass another checkpoint_dir or delete it")
+                         f"({_which(_which_arguments, old, new)}); pass another {what} or delete it")
 
 
 def _which(explain, old: dict, new: dict) -> str:

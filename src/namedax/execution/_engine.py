@@ -358,12 +358,18 @@ class Sweep:
     every finished call to ``on_block(start, count, host_leaves)``, plus ``failed`` unless
     ``on_error="raise"``: a bool per point of the call, the points whose
     model raised (found by bisection, see `_search`; their leaves hold `_failures.fill_value`) and,
-    under ``"mark"``, those with a non-finite output."""
+    under ``"mark"``, those with a non-finite output.
+
+    With ``local`` (a Zarr store), each process gets only the rows its own devices computed (no
+    gather): ``on_block`` sees that process's ``start, count``. ``quantum``: every call runs a
+    multiple of this many chunks per device (so processes' shares can be whole store chunks)."""
 
     def __init__(self, op: str, static: Static, space: AbstractSpace, dyn: Any, arr_struct: Any, n_vmap: int,
-                 max_map: int, devices: tuple, key: Any = None, on_error: str = "raise"):
+                 max_map: int, devices: tuple, key: Any = None, on_error: str = "raise", local: bool = False,
+                 quantum: int = 1):
         self.op, self.static, self.n_vmap, self.max_map, self.devices = op, static, n_vmap, max_map, devices
         self.on_error = on_error
+        self.local, self.quantum = local and _multiprocess(), quantum
         self.space = place(space, devices)
         self.dyn = place(dyn, devices)
         self.rng = place(key, devices)
@@ -381,19 +387,29 @@ class Sweep:
     def _get(self, out, n_map: int, count: int) -> list[np.ndarray]:
         return _fetch(out, len(self.devices), n_map * self.n_vmap, count)
 
+    def _get_local(self, out, start: int, n_map: int, count: int) -> tuple[int, int, list[np.ndarray]]:
+        """This process's rows of a call: its devices are contiguous in the mesh (`_select_devices`)."""
+        per_dev, buf = n_map * self.n_vmap, self.max_map * self.n_vmap
+        host, first = [], 0
+        for leaf in out:
+            shards = sorted(leaf.addressable_shards, key=lambda s: s.index[0].start or 0)
+            first = (shards[0].index[0].start or 0) // buf * per_dev
+            host.append(np.concatenate([np.asarray(s.data)[:per_dev] for s in shards]))
+        n = max(0, min(count - first, len(host[0]) if host else 0))
+        return start + first, n, [h[:n] for h in host]
+
     @quiet_callbacks()
-    def run(self, ranges: list[tuple[int, int]],
-            on_block: Callable[..., None]) -> None:
-        G, pending, last_ready = self.G, collections.deque(), 0.0
+    def run(self, ranges: list[tuple[int, int]], on_block: Callable[..., None]) -> None:
+        G, pending, last_ready, q = self.G, collections.deque(), 0.0, self.quantum
 
         def size_for(rate: float) -> int:  # chunks per device for a call of about _CALL_SECONDS
-            return _agree(max(1, min(self.max_map, int(_CALL_SECONDS * rate / G))))
+            return _agree(max(q, min(self.max_map, int(_CALL_SECONDS * rate / G)) // q * q))
 
         # A program that ran before knows its speed; otherwise a first call of one chunk per device
         # measures it (and is waited for before the next call is sized).
         known = _RATES.get(self.key)
         probe = bool(_agree(known is None))
-        n_map_cur = 1 if probe else size_for(known or 1.0)  # (only process 0's value counts)
+        n_map_cur = q if probe else size_for(known or 1.0)  # (only process 0's value counts)
 
         def finish() -> float:
             nonlocal last_ready
@@ -402,12 +418,15 @@ class Sweep:
             try:
                 if isinstance(out, Exception):  # the call failed when dispatched
                     raise out
-                host = self._get(out, n_map, count)
+                if self.local:
+                    s0, c0, host = self._get_local(out, start, n_map, count)
+                else:
+                    s0, c0, host = start, count, self._get(out, n_map, count)
             except Exception as e:
                 if self.on_error == "raise":
                     pending.clear()
                     raise self._locate(start, count, e) from e
-                host, failed = self._salvage(start, count, e)
+                (s0, c0), (host, failed) = (start, count), self._salvage(start, count, e)
             t1 = time.perf_counter()
             took = t1 - max(t0, last_ready)
             last_ready = t1
@@ -415,17 +434,17 @@ class Sweep:
             if failed is None and (took > 0.01 or self.key not in _RATES):  # short calls measure dispatch
                 _RATES[self.key] = rate
             if self.on_error != "raise":
-                failed = np.zeros(count, bool) if failed is None else failed
+                failed = np.zeros(c0, bool) if failed is None else failed
                 if self.on_error == "mark":
-                    failed |= _failures.nonfinite(host, count)
-            on_block(start, count, host, *(() if failed is None else (failed,)))
+                    failed |= _failures.nonfinite(host, c0)
+            on_block(s0, c0, host, *(() if failed is None else (failed,)))
             return rate
 
         for a, b in ranges:
             p = a
             while p < b:
                 count = min(b - p, n_map_cur * G)
-                n_map = -(-count // G)
+                n_map = -(-count // (G * q)) * q
                 try:
                     out = self._call(p, n_map)
                 except Exception as e:

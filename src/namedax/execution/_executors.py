@@ -14,6 +14,7 @@ from ..core._axis import as_int
 from ..core._digest import digest
 from ..spaces._base import AbstractSpace
 from . import _engine as _e
+from . import _store
 from ._checkpoint import Checkpoint, manifest
 from ._engine import ModelError
 from ._failures import (
@@ -74,9 +75,7 @@ def _open_checkpoint(op: str, ex, layout: Layout, arrays: list, writer: bool = T
     ``(None, [(0, N)])`` without ``checkpoint_dir``."""
     if ex.checkpoint_dir is None:
         return None, [(0, ex.statespace.N)]
-    man = manifest(ex.statespace, layout, ex.model, ex.args, ex.kwargs, key=ex.key, on_error=ex.on_error, op=op,
-                   checkpoint_key=ex.checkpoint_key)
-    return Checkpoint.open(op, ex.checkpoint_dir, man, arrays, writer=writer)
+    return Checkpoint.open(op, ex.checkpoint_dir, _store_manifest(ex, layout, op), arrays, writer=writer)
 
 
 class _Blocks:
@@ -101,6 +100,32 @@ def _count(op: str, value, what: str) -> int | None:
     if value is None:
         return None
     return as_int(value, f"{op}: `{what}` must be an int or None")
+
+
+def _check_store(op: str, store, checkpoint_dir=None):
+    """``store=``: a path or None, not with ``checkpoint_dir`` (the store is its own checkpoint)."""
+    if store is None:
+        return None
+    if not isinstance(store, str | os.PathLike):
+        raise TypeError(f"{op}: `store` must be a path (str or os.PathLike) or None, got {type(store).__name__}: "
+                        f"{store!r}")
+    if os.fspath(store) == "":
+        raise ValueError(f"{op}: `store` is the empty string; pass a path such as \"sweep.zarr\", or None")
+    if checkpoint_dir is not None:
+        raise ValueError(f"{op}: pass `store` or `checkpoint_dir`, not both: the store {os.fspath(store)!r} is "
+                         "itself the checkpoint (an interrupted run resumes from it)")
+    _store._zarr(op)  # a missing zarr fails here, not after compiling
+    return store
+
+
+def _store_manifest(ex, layout: Layout, op: str) -> dict:
+    return manifest(ex.statespace, layout, ex.model, ex.args, ex.kwargs, key=ex.key, on_error=ex.on_error, op=op,
+                    checkpoint_key=ex.checkpoint_key)
+
+
+def _extras(on_error: str) -> tuple:
+    """The store's per-point arrays besides the outputs: the failure record under "mark"."""
+    return (("failed", np.bool_),) if on_error == "mark" else ()
 
 
 def _select_devices(op: str, n_pmap: int | None) -> tuple:
@@ -146,6 +171,11 @@ class ParallelExecution:
             all, across every process when ``jax.distributed`` is initialised.
         checkpoint_dir: a directory where every finished block is written; a run that finds
             blocks of the same sweep there resumes from them (see `run`).
+        store: a Zarr v3 store (a directory, e.g. ``"sweep.zarr"``; needs ``namedax[zarr]``) where
+            every finished block is streamed, so the outputs never have to fit in memory; `run`
+            returns `Results` read lazily from it, `open_results` reopens it, and
+            ``xarray.open_zarr(store)`` reads it as a labelled Dataset. It is also the checkpoint:
+            a run into the store of the same sweep resumes it. Not together with ``checkpoint_dir``.
         checkpoint_key: a string that identifies the model's arguments (``*args``, ``**kwargs``
             and the model's own fields) in the checkpoint instead of their content. Needed only when
             an argument's content cannot be read (a lock, a generator, an opaque C object: the run
@@ -164,8 +194,8 @@ class ParallelExecution:
             points and the others are computed (about two calls per halving per failing point,
             plus one single-point call per point of each failing chunk).
         **kwargs: extra keyword arguments of the model. ``n_vmap``, ``n_pmap``, ``checkpoint_dir``,
-            ``checkpoint_key``, ``progress``, ``key`` and ``on_error`` are always the executor's
-            own: a model keyword argument of one of these names cannot be passed here (it would
+            ``checkpoint_key``, ``store``, ``progress``, ``key`` and ``on_error`` are always the
+            executor's own: a model keyword argument of one of these names cannot be passed here (it would
             silently set the executor's option); bind it first, e.g.
             ``ParallelExecution(functools.partial(model, progress=p), space)``.
 
@@ -223,7 +253,7 @@ class ParallelExecution:
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any, n_vmap: int | None = None,
                  n_pmap: int | None = 1, checkpoint_dir: str | os.PathLike | None = None,
                  checkpoint_key: str | None = None, progress: bool = True, key: Any = None,
-                 on_error: OnError = "raise", **kwargs: Any):
+                 on_error: OnError = "raise", store: str | os.PathLike | None = None, **kwargs: Any):
         op = "ParallelExecution"
         self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
         n_vmap = _count(op, n_vmap, "n_vmap")
@@ -236,6 +266,7 @@ class ParallelExecution:
                              f"{_available()} (n_pmap=None uses all; on CPU, force more with XLA_FLAGS="
                              "--xla_force_host_platform_device_count=N set before importing jax)")
         _check_checkpoint(op, checkpoint_dir, checkpoint_key)
+        self.store = _check_store(op, store, checkpoint_dir)
         self._devices = _select_devices(op, n_pmap)
         if n_vmap is not None and n_vmap * len(self._devices) > _e._MAX:
             raise ValueError(f"{op}: n_vmap * devices = {n_vmap} * {len(self._devices)} passes 2**31 - 1 points per "
@@ -271,9 +302,15 @@ class ParallelExecution:
         With ``on_error="mark"`` the blocks also hold their part of ``results.failed``; the key and
         the policy are part of the manifest (another key or policy is another sweep).
 
+        With ``store``, every finished block goes to the Zarr store instead (see
+        `namedax.execution.open_results` and the "Results on disk" guide): the store is the
+        checkpoint in the same way (same manifest, same refusals), chunks are flagged done only
+        after their data is written, and under ``jax.distributed`` each process writes the chunks
+        its own devices computed (nothing is gathered).
+
         Returns:
             `Results` over the space (on every process, in a multi-process run), with ``failed``
-            under ``on_error="mark"``.
+            under ``on_error="mark"``; with ``store``, backed by the store and read lazily.
 
         Raises:
             ModelError: the model could not be traced, or (under ``on_error="raise"``) raised on a
@@ -282,39 +319,62 @@ class ParallelExecution:
                 ``"mark"``, a model raising at run time in a multi-process run.
             TypeError: the model returns no array (``None``, ``{}``) or a typed PRNG key; with
                 ``checkpoint_dir``, an argument's content cannot be read (see ``checkpoint_key``).
-            ValueError: ``checkpoint_dir`` holds another sweep (another space, output structure,
-                model or arguments), is in use by another running sweep, or cannot be written.
+            ValueError: ``checkpoint_dir`` (or ``store``) holds another sweep (another space, output
+                structure, model or arguments), is in use by another running sweep, or cannot be
+                written; ``store`` is a non-empty directory that is not a sweep store.
         """
         op = "ParallelExecution"
         space, model, devices = self.statespace, self.model, self._devices
         dyn, static = _e.split(model, self.args, self.kwargs)
         layout, arr_struct = self._layout(op, static, dyn, self.args, self.kwargs)
         n, n_dev, bpp = space.N, len(devices), layout.bytes_per_point
-        arrays = layout.allocate(n, op)
-        failed = np.zeros(n, bool) if self.on_error == "mark" else None
+        in_memory = self.store is None
+        arrays = layout.allocate(n, op) if in_memory else []
+        failed = np.zeros(n, bool) if self.on_error == "mark" and in_memory else None
         # before any compute: an unusable checkpoint directory fails now; the failure record is a block leaf too
         ckpt, ranges = _open_checkpoint(op, self, layout, arrays if failed is None else arrays + [failed],
                                         writer=jax.process_index() == 0)
+        st = None
         try:
-            if ckpt is not None:
+            n_vmap = self.n_vmap
+            if self.store is not None:  # before any compute: an unusable store fails now
+                st, ranges, n_vmap = self._open_store(op, static, space, dyn, layout, n_vmap)
+            if ckpt is not None or st is not None:
                 seen = int(digest(ranges)[:7], 16)
                 if _e._agree(seen) != seen:
-                    raise ValueError(f"{op}: processes see different blocks in checkpoint_dir "
-                                     f"{self.checkpoint_dir!r}; in a multi-process run it must be one directory that "
-                                     "every process shares")
-            n_vmap = self.n_vmap
+                    what = "checkpoint_dir" if ckpt is not None else "store"
+                    raise ValueError(f"{op}: processes see different blocks in {what} "
+                                     f"{self.checkpoint_dir or self.store!r}; in a multi-process run it must be one "
+                                     "directory that every process shares")
             if n_vmap is None:  # a slow model gets smaller chunks, so blocks (checkpoints, progress) stay short
                 timed = _e._agree(int(self.checkpoint_dir is not None or _e.shows_progress(self.progress)))
                 per_point = _e.point_seconds(static, space, dyn, devices, self.key) if timed else None
                 n_vmap = _e.auto_n_vmap(n, n_dev, bpp, devices[0].platform, per_point)
             todo = self._compute(op, static, dyn, layout, arr_struct, ranges, n_vmap, arrays, failed, ckpt,
-                                 self.on_error)
-            if todo and ckpt is not None:  # process 0's last block is on disk before any process reads it again
+                                 self.on_error, st)
+            if todo and (ckpt is not None or st is not None):  # every block on disk before any process reads
                 _e.barrier("namedax checkpoint written")
+            if st is not None:
+                return _store.results(st, layout, space)
             return Results(arrays, layout, space, failed=failed)
         finally:
-            if ckpt is not None:  # the directory is free again for another run
-                ckpt.close()
+            for held in (ckpt, st):  # the directory is free again for another run
+                if held is not None:
+                    held.close()
+
+    def _open_store(self, op, static, space, dyn, layout, n_vmap):
+        """Open (create, or check and resume) the store: it, the flat ranges to compute, and n_vmap
+        (chosen first, since the chunks are sized from it and from the time of a point)."""
+        devices = self._devices
+        per_point = _e.point_seconds(static, space, dyn, devices, self.key)
+        if n_vmap is None:
+            n_vmap = _e.auto_n_vmap(space.N, len(devices), layout.bytes_per_point, devices[0].platform, per_point)
+        target = _store.chunk_target(layout.bytes_per_point, per_point, n_vmap, _e._CALL_SECONDS, devices[0])
+        multiple = n_vmap * len(devices) // jax.process_count() if jax.process_count() > 1 else 1
+        st, ranges = _store.Store.open(op, self.store, _store_manifest(self, layout, op), layout, space, target,
+                                       jax.process_index() == 0, uniform=jax.process_count() > 1, multiple=multiple,
+                                       extras=_extras(self.on_error))
+        return st, ranges, n_vmap
 
     def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
         """Recompute only the failed points of ``results`` (``results.failed``, from a run with
@@ -373,19 +433,28 @@ class ParallelExecution:
             raise _e.diagnose_trace_error(op, self.model, self.statespace, args, kwargs, e, self.key)
 
     def _compute(self, op: str, static, dyn, layout: Layout, arr_struct, ranges: list, n_vmap: int, arrays: list,
-                 failed: np.ndarray | None, ckpt: Checkpoint | None, on_error: str) -> int:
-        """Compute ``ranges`` into ``arrays`` (and ``failed``), writing blocks to ``ckpt``; the points done."""
+                 failed: np.ndarray | None, ckpt: Checkpoint | None, on_error: str, st: Any = None) -> int:
+        """Compute ``ranges`` into ``arrays`` (and ``failed``), writing blocks to ``ckpt``, or into the
+        store ``st``; the points done."""
         space, devices, n = self.statespace, self._devices, self.statespace.N
         max_map = _e.max_chunks(n, len(devices) * n_vmap, layout.bytes_per_point)
+        quantum = 1 if st is None else st.quantum(n_vmap, devices)  # process shares in whole chunks
+        max_map = max(quantum, max_map // quantum * quantum)
         todo = sum(b - a for a, b in ranges)
         saved = 0
         bar = _e.progress_bar(self.progress, n, n - todo, "sweep") if todo else None
         try:
             if todo:
-                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices, self.key, on_error)
+                sweep = _e.Sweep(op, static, space, dyn, arr_struct, n_vmap, max_map, devices, self.key, on_error,
+                                 local=st is not None, quantum=quantum)
 
                 def on_block(start: int, count: int, host: list[np.ndarray], bad: np.ndarray | None = None) -> None:
                     nonlocal saved
+                    if st is not None:  # (this process's rows only)
+                        st.write(start, count, host + ([bad] if on_error == "mark" else []))
+                        if bar is not None:
+                            bar.update(min(count * jax.process_count(), n - bar.n))
+                        return
                     if count == n:  # the whole sweep in one call: keep its arrays, no copy
                         arrays[:] = host
                     else:
@@ -434,6 +503,7 @@ class SequentialExecution:
             the points before it saved).
         checkpoint_key: a string that identifies the model's arguments instead of their content
             (see `ParallelExecution`).
+        store: a Zarr store to stream the outputs to, and resume from, as for `ParallelExecution`.
         progress: show a progress bar (needs tqdm) on a terminal or in a notebook.
         key: a random key: the model gets ``key=point_key(key, i)`` at point ``i``, the same keys
             as under `ParallelExecution` (see there).
@@ -441,7 +511,7 @@ class SequentialExecution:
             here every point is run on its own, so an exception of any kind (also from a model run
             without jit) fails just its point.
         **kwargs: extra keyword arguments of the model. ``checkpoint_dir``, ``checkpoint_key``,
-            ``progress``, ``key`` and ``on_error`` are always the executor's own: a model keyword
+            ``store``, ``progress``, ``key`` and ``on_error`` are always the executor's own: a model keyword
             argument of one of these names cannot be passed here (it would silently set the
             option); bind it first, e.g. with ``functools.partial(model, progress=p)``.
 
@@ -466,10 +536,12 @@ class SequentialExecution:
 
     def __init__(self, model: Callable, statespace: AbstractSpace, *args: Any,
                  checkpoint_dir: str | os.PathLike | None = None, checkpoint_key: str | None = None,
-                 progress: bool = True, key: Any = None, on_error: OnError = "raise", **kwargs: Any):
+                 progress: bool = True, key: Any = None, on_error: OnError = "raise",
+                 store: str | os.PathLike | None = None, **kwargs: Any):
         op = "SequentialExecution"
         self.key, self.on_error = _check_common(op, model, statespace, progress, key, on_error)
         _check_checkpoint(op, checkpoint_dir, checkpoint_key)
+        self.store = _check_store(op, store, checkpoint_dir)
         self.model = model
         self.statespace = statespace
         self.args = args
@@ -544,9 +616,7 @@ class SequentialExecution:
             return self._run_eager(op, ranges, args, kwargs, base, on_error, err)
         if base is not None:
             check_same_outputs(op, layout, base)
-        arrays, failed = start_arrays(layout, space.N, base, on_error, op)  # too large: refused before compiling
-        ckpt, ranges = self._checkpoint(op, layout, arrays, failed, ranges)
-        rec = _PointRecord(op, space, arrays, failed, ckpt, on_error, self.progress, ranges)
+        rec, ranges = self._record(op, layout, base, on_error, ranges)  # too large: refused before compiling
         try:
             compiled = _e.compile_point(static, space, dyn, key)
             with _e.quiet_callbacks():  # a failing point's error goes into the ModelError, not the log
@@ -570,13 +640,24 @@ class SequentialExecution:
                     rec.end(b)
         finally:
             rec.close()
-        return Results(arrays, layout, space, failed=failed)
+        return rec.results()
 
-    def _checkpoint(self, op: str, layout: Layout, arrays: list, failed, ranges: list | None):
-        """The checkpoint of a whole run (``ranges`` None) and the ranges left; else no checkpoint."""
-        if ranges is not None:
-            return None, ranges
-        return _open_checkpoint(op, self, layout, arrays if failed is None else arrays + [failed])
+    def _record(self, op: str, layout: Layout, base: Results | None, on_error: str, ranges: list | None):
+        """Where the points go (memory, with the checkpoint of a whole run; or the store) and the
+        ranges left. ``ranges`` None: the whole run; else a rerun of those, in memory."""
+        space = self.statespace
+        if ranges is None and self.store is not None:
+            # point by point, a chunk of 4096 points is seconds of work (timing a point would run the
+            # model, and its prints, once more)
+            target = min(_store.chunk_target(layout.bytes_per_point, None, 1, _e._CALL_SECONDS), 4096)
+            st, ranges = _store.Store.open(op, self.store, _store_manifest(self, layout, op), layout, space, target,
+                                           extras=_extras(on_error))
+            return _PointRecord(op, space, layout, [], None, None, on_error, self.progress, ranges, st), ranges
+        arrays, failed = start_arrays(layout, space.N, base, on_error, op)
+        ckpt = None
+        if ranges is None:
+            ckpt, ranges = _open_checkpoint(op, self, layout, arrays if failed is None else arrays + [failed])
+        return _PointRecord(op, space, layout, arrays, failed, ckpt, on_error, self.progress, ranges), ranges
 
     def _run_eager(self, op: str, ranges: list | None, args: tuple, kwargs: dict, base: Results | None,
                    on_error: str, first_error: ModelError) -> Results:
@@ -612,9 +693,7 @@ class SequentialExecution:
         first = layout.describe()
         if base is not None:
             check_same_outputs(op, layout, base)
-        arrays, failed = start_arrays(layout, space.N, base, on_error, op)
-        ckpt, ranges = self._checkpoint(op, layout, arrays, failed, ranges)
-        rec = _PointRecord(op, space, arrays, failed, ckpt, on_error, self.progress, ranges)
+        rec, ranges = self._record(op, layout, base, on_error, ranges)
         try:
             for a, b in ranges:
                 rec.start(a)
@@ -633,7 +712,7 @@ class SequentialExecution:
                 rec.end(b)
         finally:
             rec.close()
-        return Results(arrays, layout, space, failed=failed)
+        return rec.results()
 
     def __repr__(self) -> str:
         name = getattr(self.model, "__qualname__", type(self.model).__name__)
@@ -647,16 +726,16 @@ def _points(ranges: list):
 
 class _PointRecord:
     """SequentialExecution's host side: each point's outputs stored (or the fill value of a failed
-    point), failures marked under ``"mark"``, blocks written to the checkpoint about every
-    `_e._CALL_SECONDS` and at the end of each range, and the progress bar."""
+    point) in memory or in the store, failures marked under ``"mark"``, blocks written to the
+    checkpoint about every `_e._CALL_SECONDS` and at the end of each range, and the progress bar."""
 
-    def __init__(self, op: str, space, arrays: list, failed, ckpt: Checkpoint | None, on_error: str,
-                 progress: bool, ranges: list):
-        self.op, self.space, self.arrays, self.failed, self.on_error = op, space, arrays, failed, on_error
-        self.ckpt = ckpt
+    def __init__(self, op: str, space, layout: Layout, arrays: list, failed, ckpt: Checkpoint | None,
+                 on_error: str, progress: bool, ranges: list, st: Any = None):
+        self.op, self.space, self.layout, self.arrays, self.failed = op, space, layout, arrays, failed
+        self.on_error, self.ckpt, self.st = on_error, ckpt, st
         self.blocks = _Blocks(ckpt, arrays if failed is None else arrays + [failed])
         total = sum(b - a for a, b in ranges)
-        n = space.N if ckpt is not None else total
+        n = space.N if ckpt is not None or st is not None else total
         self.bar = _e.progress_bar(progress, n, n - total, "sweep")
 
     def start(self, a: int) -> None:
@@ -664,14 +743,11 @@ class _PointRecord:
 
     def put(self, i: int, leaves: list) -> None:
         try:
-            for dst, leaf in zip(self.arrays, leaves, strict=True):
-                dst[i] = np.asarray(leaf)
+            rows = [np.asarray(leaf) for leaf in leaves]
         except Exception as e:  # a run-time error surfaces when the result is read
             self.fail(i, e)
             return
-        if self.failed is not None:
-            self.failed[i] = nonfinite([a[i : i + 1] for a in self.arrays], 1)[0]
-        self._done(i)
+        self._write(i, rows, self.on_error == "mark" and bool(nonfinite([r[None] for r in rows], 1)[0]))
 
     def fail(self, i: int, e: Exception, always: bool = False, verb: str = "failed") -> None:
         """Point ``i`` raised: stop (``"raise"``, or ``always``), keeping what is done, or fill it."""
@@ -681,13 +757,18 @@ class _PointRecord:
                 raise e
             raise ModelError(f"{self.op}: the model {verb} on {_e.describe_point(self.space, i)}: "
                              f"{_e.short_error(e)}", int(i)) from e
-        for dst in self.arrays:
-            dst[i] = fill_value(dst.dtype)
-        if self.failed is not None:
-            self.failed[i] = True
-        self._done(i)
+        lay = self.layout
+        self._write(i, [np.full(sh, fill_value(dt), dt) for sh, dt in zip(lay.shapes, lay.dtypes, strict=True)], True)
 
-    def _done(self, i: int) -> None:
+    def _write(self, i: int, rows: list, bad: bool) -> None:
+        if self.st is not None:
+            extra = [np.array([bad])] if self.on_error == "mark" else []
+            self.st.write(i, 1, [r[None] for r in rows] + extra)
+        else:
+            for dst, r in zip(self.arrays, rows, strict=True):
+                dst[i] = r
+            if self.failed is not None:
+                self.failed[i] = bad
         if self.bar is not None:
             self.bar.update(1)
         self.blocks.flush(i + 1)
@@ -695,11 +776,17 @@ class _PointRecord:
     def end(self, b: int) -> None:
         self.blocks.flush(b, force=True)
 
+    def results(self) -> Results:
+        if self.st is not None:
+            return _store.results(self.st, self.layout, self.space)
+        return Results(self.arrays, self.layout, self.space, failed=self.failed)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-        if self.ckpt is not None:
-            self.ckpt.close()
+        for held in (self.ckpt, self.st):
+            if held is not None:
+                held.close()
 
 
 def _number_as_array(x) -> Any:

@@ -82,5 +82,5 @@ def start_arrays(layout: Layout, n: int, base: Results | None, on_error: str,
                  op: str = "Results") -> tuple[list, np.ndarray | None]:
     """The arrays to fill (a copy of ``base``'s, or new) and the failure record (under "mark")."""
     if base is not None:
-        return [np.array(a) for a in base._arrays], np.array(base.failed)
+        return [np.array(a[:]) for a in base._arrays], np.array(base.failed)  # (a store's: read into memory)
     return layout.allocate(n, op), (np.zeros(n, bool) if on_error == "mark" else None)

@@ -179,24 +179,28 @@ class Results:
         array([0.0625, 0.25  ], dtype=float32)
     """
 
-    __slots__ = ("_arrays", "_layout", "_space", "_N", "_single", "_failed")
+    __slots__ = ("_arrays", "_layout", "_space", "_N", "_single", "_axes", "_store", "_failed")
 
-    def __init__(self, arrays: list[np.ndarray], layout: Layout, space: AbstractSpace,
-                 failed: np.ndarray | None = None):
+    def __init__(self, arrays: list, layout: Layout, space: AbstractSpace | None, failed: Any = None, *,
+                 store: Any = None, axes: tuple[Axis, ...] | None = None):
+        # arrays (and failed): numpy arrays of shape (N, ...), or (with ``store``) the store's lazy flat views
         for a in arrays if failed is None else [*arrays, failed]:  # results are values: read-only
-            a.flags.writeable = False  # (some are views of device buffers anyway)
+            if isinstance(a, np.ndarray):
+                a.flags.writeable = False  # (some are views of device buffers anyway)
         self._failed = failed
         self._arrays = arrays
         self._layout = layout
         self._space = space
-        self._N = space.N
+        self._store = store
+        self._axes = tuple(space.axes) if axes is None else tuple(axes)
+        self._N = space.N if space is not None else int(np.prod([a.size for a in self._axes], dtype=object))
         k0 = layout.kinds[0]
         single = layout.treedef.num_nodes == 1 and k0[0] == _ARRAY and k0[2] is None
         self._single = arrays[0] if single else None
 
     @property
-    def space(self) -> AbstractSpace:
-        """The swept space."""
+    def space(self) -> AbstractSpace | None:
+        """The swept space (None for `open_results` given no ``space``)."""
         return self._space
 
     @property
@@ -214,6 +218,9 @@ class Results:
             >>> results.failed, results.failed.nonzero()[0]
             (array([ True,  True, False, False, False]), array([0, 1]))
         """
+        if self._failed is not None and not isinstance(self._failed, np.ndarray):  # a store's: read once
+            self._failed = np.asarray(self._failed[:])
+            self._failed.flags.writeable = False
         return self._failed
 
     def failed_named(self) -> Any:
@@ -236,11 +243,17 @@ class Results:
         """
         import jax.numpy as jnp
 
-        if self._failed is None:
+        if self.failed is None:
             raise ValueError("Results.failed_named: these results hold no record of failed points; run the sweep "
                              "with on_error=\"mark\"")
         axes, shape = self._space_shape()
-        return _new(jnp.asarray(self._failed.reshape(shape)), axes)
+        return _new(jnp.asarray(self.failed.reshape(shape)), axes)
+
+    @property
+    def store(self) -> str | None:
+        """The path of the Zarr store holding the outputs (``store=`` of the executor, or
+        `open_results`), or None for results held in memory."""
+        return None if self._store is None else self._store.path
 
     def __len__(self) -> int:
         return self._N
@@ -271,7 +284,7 @@ class Results:
         if self._single is not None:
             return self._single[sl]
         size = len(range(self._N)[sl])
-        space_axes = self._space.axes
+        space_axes = self._axes
         lead = Axis(space_axes[0].name if len(space_axes) == 1 else "point", size)
         arrays, parts = self._arrays, []
         for kind in self._layout.kinds:
@@ -306,25 +319,18 @@ class Results:
             >>> results.points()["a"].value, results[:]
             (Array([0. , 0.5, 1. ], dtype=float32), array([0., 1., 2.], dtype=float32))
         """
+        if self._space is None:
+            raise ValueError("Results.points: these results were reopened from a store without their space; pass "
+                             "it as open_results(path, space=space)")
         return self._space.points(indices)
 
     # ---- by name ----
     def _space_shape(self) -> tuple[tuple[Axis, ...], tuple[int, ...]]:
-        axes = self._space.axes
+        axes = self._axes
         return axes, tuple(a.size for a in axes)
 
     def _entry_axes(self, kind, op: str) -> tuple[Axis, ...]:
-        space_axes, _ = self._space_shape()
-        k = kind[1]
-        own = tuple(kind[2]) if kind[2] is not None else tuple(Axis(f"dim_{j}", s)
-                                                                for j, s in enumerate(self._layout.shapes[k]))
-        clash = sorted({a.name for a in own} & {a.name for a in space_axes})
-        if clash:
-            raise ValueError(
-                f"Results.{op}: output {self._layout.paths[k]!r} has axes {own}, and {clash} also name axes of the "
-                f"space {space_axes}; rename the output's axes (nx.rename) in the model"
-            )
-        return space_axes + own
+        return entry_axes(self._layout, kind, self._axes, f"Results.{op}")
 
     def named(self) -> Any:
         """The outputs as `NamedArray`\\ s over the space's axes first.
@@ -402,50 +408,85 @@ class Results:
             (('a', 'b'), 1.0)
         """
         xr = require("xarray", "Results.to_xarray", "xarray")
+        if self._store is not None:  # lazy: xarray reads the store's chunks as they are indexed
+            return self._store.to_xarray(len(self._layout.shapes) == 1 and self._layout.treedef.num_nodes == 1)
         _, shape = self._space_shape()
-        space_axes = self._space.axes
+        space_axes = self._axes
         coords: dict[str, Any] = dict(self._space.coords())
-        if len(space_axes) == 1 and type(self._space).__name__ != "GridSpace":
-            coords.update(self._parameter_coords(space_axes[0].name))
-        variables, attrs = {}, {}
+        if len(space_axes) == 1 and type(self._space).__name__ != "GridSpace" and self._N <= 10**8:
+            coords.update(parameter_coords(self._space, None, space_axes[0].name))
+        dims = variable_dims(self._layout, space_axes, "Results.to_xarray")
+        variables = {}
         for kind in self._layout.kinds:
             if kind[0] == _STATIC:
                 continue
             k = kind[1]
-            dims = [a.name for a in self._entry_axes(kind, "to_xarray")]
             a = self._arrays[k]
-            variables[self._layout.paths[k]] = (dims, a.reshape(shape + a.shape[1:]))
-        for p, kind in zip(self._layout.entry_paths, self._layout.kinds, strict=True):
-            if kind[0] == _STATIC and isinstance(kind[1], str | int | float | bool | np.generic):
-                attrs[p] = kind[1]
+            variables[self._layout.paths[k]] = (dims[k], a.reshape(shape + a.shape[1:]))
+        attrs = static_attrs(self._layout)
         if not variables:
             raise ValueError("Results.to_xarray: the model's output holds no arrays")
         if len(variables) == 1 and self._layout.treedef.num_nodes == 1:
             (name, (dims, data)), = variables.items()
             return xr.DataArray(data, dims=dims, coords=coords, name=name, attrs=attrs)
-        # the same dim_k can have different sizes in different variables: give those their own names
-        sizes: dict[str, set] = {}
-        for dims, data in variables.values():
-            for d, s in zip(dims, data.shape, strict=True):
-                sizes.setdefault(d, set()).add(s)
-        for name, (dims, data) in list(variables.items()):
-            dims = [f"{name}.{d}" if len(sizes[d]) > 1 else d for d in dims]
-            variables[name] = (dims, data)
         return xr.Dataset(variables, coords=coords, attrs=attrs)
 
-    def _parameter_coords(self, axis: str) -> dict[str, Any]:
-        if self._N > 10**8:
-            return {}
-        pts = self._space.points()
-        params = [p for p in jax.tree.leaves(pts, is_leaf=lambda x: isinstance(x, Parameter))
-                  if isinstance(p, Parameter) and p.free]
-        names = [p.name for p in params]
-        # a name that two free Parameters share would label one's values with both: leave it out
-        return {p.name: (axis, np.asarray(p.value)) for p in params
-                if np.shape(p.value) == (self._N,) and p.name != axis and names.count(p.name) == 1}
-
     def __repr__(self) -> str:
-        axes = ", ".join(f"{a.name}: {a.size}" for a in self._space.axes)
+        axes = ", ".join(f"{a.name}: {a.size}" for a in self._axes)
         outs = ", ".join(f"{p}: {d.name}{list(s)}" for p, s, d in
                          zip(self._layout.paths, self._layout.shapes, self._layout.dtypes, strict=True))
-        return f"Results({self._N} points of {type(self._space).__name__}({axes}); outputs {outs})"
+        kind = type(self._space).__name__ if self._space is not None else "a space"
+        where = f" in {self._store.path!r}" if self._store is not None else ""
+        return f"Results({self._N} points of {kind}({axes}); outputs {outs}{where})"
+
+
+# ---- shared with the Zarr store (`_store`): the same names and dims in memory and on disk ----
+
+
+def entry_axes(layout: Layout, kind, space_axes: tuple[Axis, ...], op: str) -> tuple[Axis, ...]:
+    """The axes of an array entry over the space: the space's axes, then its own (or ``dim_j``)."""
+    k = kind[1]
+    own = tuple(kind[2]) if kind[2] is not None else tuple(Axis(f"dim_{j}", s)
+                                                            for j, s in enumerate(layout.shapes[k]))
+    clash = sorted({a.name for a in own} & {a.name for a in space_axes})
+    if clash:
+        raise ValueError(
+            f"{op}: output {layout.paths[k]!r} has axes {own}, and {clash} also name axes of the "
+            f"space {space_axes}; rename the output's axes (nx.rename) in the model"
+        )
+    return tuple(space_axes) + own
+
+
+def variable_dims(layout: Layout, space_axes: tuple[Axis, ...], op: str) -> list[list[str]]:
+    """The xarray dimension names of every array leaf (in leaf order). A ``dim_j`` whose size differs
+    between leaves is renamed ``<path>.dim_j`` there, so the leaves fit in one Dataset."""
+    dims: list[list[str]] = [[] for _ in layout.shapes]
+    sizes: dict[str, set] = {}
+    for kind in layout.kinds:
+        if kind[0] != _STATIC:
+            axes = entry_axes(layout, kind, space_axes, op)
+            dims[kind[1]] = [a.name for a in axes]
+            for a in axes:
+                sizes.setdefault(a.name, set()).add(a.size)
+    if len(dims) > 1 or layout.treedef.num_nodes > 1:
+        dims = [[f"{layout.paths[k]}.{d}" if len(sizes[d]) > 1 else d for d in ds] for k, ds in enumerate(dims)]
+    return dims
+
+
+def static_attrs(layout: Layout) -> dict[str, Any]:
+    """The static (non-array) outputs that xarray can hold as attributes, by entry path."""
+    return {p: kind[1] for p, kind in zip(layout.entry_paths, layout.kinds, strict=True)
+            if kind[0] == _STATIC and isinstance(kind[1], str | int | float | bool | np.generic)}
+
+
+def parameter_coords(space: AbstractSpace, indices: Any, axis: str) -> dict[str, Any]:
+    """The free scalar Parameters' values at ``indices`` (all when None), as coordinates along
+    ``axis``: ``{name: (axis, values)}``, leaving out a name two free Parameters share (it would
+    label one's values with both) and one equal to the axis."""
+    pts = space.points(indices)
+    n = space.N if indices is None else len(range(space.N)[indices]) if isinstance(indices, slice) else len(indices)
+    params = [p for p in jax.tree.leaves(pts, is_leaf=lambda x: isinstance(x, Parameter))
+              if isinstance(p, Parameter) and p.free]
+    names = [p.name for p in params]
+    return {p.name: (axis, np.asarray(p.value)) for p in params
+            if np.shape(p.value) == (n,) and p.name != axis and names.count(p.name) == 1}
