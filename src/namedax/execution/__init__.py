@@ -47,7 +47,8 @@ recorded in ``Results.failed`` for a ``rerun`` (``"mark"``).
 """
 
 from ._engine import ModelError as ModelError
-from ._executors import ParallelExecution as ParallelExecution, SequentialExecution as SequentialExecution
+from ._executors import ParallelExecution as ParallelExecution
+from ._sequential import SequentialExecution as SequentialExecution
 from ._keys import point_key as point_key
 from ._results import Results as Results
 from ._optimize import OptimizeResults as OptimizeResults, optimize as optimize
