@@ -390,3 +390,26 @@ def test_chunk_geometry_against_numpy(shape, target, uniform):
     assert len(sizes) <= 1 or not uniform  # uniform: all chunks but the last have one size
     if not (uniform and ch.i == 0):  # (there, a chunk is rounded up to whole shares of a call)
         assert ch.points <= max(target, shape[-1])
+
+
+@pytest.mark.parametrize("ex, kw", [(ParallelExecution, {"n_vmap": 4}), (SequentialExecution, {})])
+def test_store_with_keys_and_the_failure_record(tmp_path, ex, kw):
+    """key= and on_error="mark" stream like any output: the store's `failed` array and every
+    point's draw equal a Python loop's; reopened, the record is still there."""
+    space = grid()
+    key = jax.random.key(7)
+
+    def noisy(s, key):
+        x = s["a"] / s["b"] + jax.random.normal(key)  # b == 0 (point 2 of every row) divides by zero
+        return {"x": x, "u": jax.random.uniform(key)}
+
+    res = ex(noisy, space, key=key, on_error="mark", store=tmp_path / "s.zarr", progress=False, **kw).run()
+    want_u = np.array([float(jax.random.uniform(jax.random.fold_in(key, i))) for i in range(space.N)], np.float32)
+    want_bad = np.array([not np.isfinite(float(noisy(space[i], jax.random.fold_in(key, i))["x"]))
+                         for i in range(space.N)])
+    assert want_bad.sum() == 7
+    np.testing.assert_array_equal(np.asarray(res[:]["u"]), want_u)
+    np.testing.assert_array_equal(res.failed, want_bad)
+    again = open_results(tmp_path / "s.zarr")
+    np.testing.assert_array_equal(again.failed, want_bad)
+    np.testing.assert_array_equal(again.failed_named().array, want_bad.reshape(7, 5))
