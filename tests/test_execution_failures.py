@@ -180,6 +180,16 @@ def test_rerun_recomputes_only_the_failed_points():
         assert ex.rerun(fixed, 0.1) is fixed
 
 
+def test_rerun_every_point_with_failed_only_false():
+    for make in (ParallelExecution, SequentialExecution):
+        ex = make(diverging, SPACE, 0.1, progress=False)  # no failure record needed
+        out = ex.rerun(ex.run(), 0.001, failed_only=False)
+        assert_same(out[:], expected(loop(diverging, 0.001), None))
+        assert not out.failed.any()
+        with pytest.raises(TypeError, match="rerun: `failed_only` must be a bool, got 1"):
+            ex.rerun(out, 0.001, failed_only=1)
+
+
 def test_rerun_errors():
     ex = ParallelExecution(diverging, SPACE, 0.1, on_error="mark", progress=False)
     res = ex.run()

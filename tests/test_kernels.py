@@ -16,7 +16,7 @@ def small_cache():
 
 
 def test_many_sizes_keep_the_cache_at_its_bound(small_cache):
-    for n in range(1, 120):
+    for n in range(1, 41):  # 40 signatures of each kind: well past the bound of 16
         a = jnp.arange(float(n))
         x = nx.named(a, "t")
         np.testing.assert_allclose(nx.sum(x, "t").array, jnp.sum(a))

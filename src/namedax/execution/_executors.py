@@ -355,7 +355,7 @@ class ParallelExecution:
                                        extras=_extras(self.on_error))
         return st, ranges, n_vmap
 
-    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+    def rerun(self, results: Results, *args: Any, failed_only: bool = True, **kwargs: Any) -> Results:
         """Recompute only the failed points of ``results`` (``results.failed``, from a run with
         ``on_error="mark"``), calling ``model(state, *args, **kwargs)``: the arguments replace the
         executor's (pass them all again, e.g. with a smaller step size).
@@ -364,6 +364,9 @@ class ParallelExecution:
         ``on_error="mark"``: a point that raises or returns non-finite values again stays marked.
         Nothing is written to ``checkpoint_dir``. Consecutive failed points are computed together,
         in chunks no longer than the average run of them.
+
+        With ``failed_only=False`` every point is recomputed (``results`` then need no failure
+        record). ``failed_only`` is the method's own keyword, not passed to the model.
 
         Returns:
             New `Results`: the rows of the recomputed points replaced, ``failed`` updated.
@@ -389,7 +392,7 @@ class ParallelExecution:
             (array([False, False, False, False, False]), array([0.  , 0.5 , 1.  , 0.75, 1.  ], dtype=float32))
         """
         op = "ParallelExecution.rerun"
-        was = check_rerun(op, self, results)
+        was = check_rerun(op, self, results, failed_only)
         ranges = runs(was)
         if not ranges:
             return results

@@ -60,13 +60,18 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
 # ---- for the executors: reruns and the record of a point-by-point run ----
 
 
-def check_rerun(op: str, ex, results) -> np.ndarray:
-    """The failure record of ``results``, if they come from a sweep of this executor's space with one."""
+def check_rerun(op: str, ex, results, failed_only: bool = True) -> np.ndarray:
+    """The points to recompute: the failure record of ``results`` (if they come from a sweep of this
+    executor's space with one), or every point (``failed_only=False``)."""
     if not isinstance(results, Results):
         raise TypeError(f"{op}: `results` must be the Results of a run, got {type(results).__name__}")
     if results.space is not ex.statespace and results.space.fingerprint() != ex.statespace.fingerprint():
         raise ValueError(f"{op}: `results` are of another space ({results.space!r}) than this executor's "
                          f"({ex.statespace!r})")
+    if not isinstance(failed_only, bool | np.bool_):
+        raise TypeError(f"{op}: `failed_only` must be a bool, got {failed_only!r}")
+    if not failed_only:
+        return np.ones(len(results), bool)
     if results.failed is None:
         raise ValueError(f"{op}: `results` hold no record of failed points; run with on_error=\"mark\" to get one")
     return results.failed
@@ -82,5 +87,6 @@ def start_arrays(layout: Layout, n: int, base: Results | None, on_error: str,
                  op: str = "Results") -> tuple[list, np.ndarray | None]:
     """The arrays to fill (a copy of ``base``'s, or new) and the failure record (under "mark")."""
     if base is not None:
-        return [np.array(a[:]) for a in base._arrays], np.array(base.failed)  # (a store's: read into memory)
+        failed = np.zeros(n, bool) if base.failed is None else np.array(base.failed)
+        return [np.array(a[:]) for a in base._arrays], failed  # (a store's: read into memory)
     return layout.allocate(n, op), (np.zeros(n, bool) if on_error == "mark" else None)

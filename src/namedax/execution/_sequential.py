@@ -123,10 +123,10 @@ class SequentialExecution:
         """
         return self._run("SequentialExecution", None, self.args, self.kwargs, None, self.on_error)
 
-    def rerun(self, results: Results, *args: Any, **kwargs: Any) -> Results:
+    def rerun(self, results: Results, *args: Any, failed_only: bool = True, **kwargs: Any) -> Results:
         """Recompute only the failed points of ``results`` with ``model(state, *args, **kwargs)``
         (the arguments replace the executor's), under ``on_error="mark"``; as
-        `ParallelExecution.rerun`.
+        `ParallelExecution.rerun` (``failed_only=False``: every point).
 
         Returns:
             New `Results`: the recomputed rows replaced, ``failed`` updated.
@@ -150,7 +150,7 @@ class SequentialExecution:
             array([0., 1., 2., 3.], dtype=float32)
         """
         op = "SequentialExecution.rerun"
-        was = check_rerun(op, self, results)
+        was = check_rerun(op, self, results, failed_only)
         if not was.any():
             return results
         return self._run(op, runs(was), args, kwargs, results, "mark")
