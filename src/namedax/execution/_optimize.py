@@ -47,6 +47,8 @@ from ._results import Results
 _EDGE = 1e-6  # how far inside its bound a start on the bound begins (see the module docstring)
 
 
+_AUTO_VMAP = 8192  # the widest automatic chunk of starts per device (memory: a few MB per chunk for typical losses)
+
 def _is_entry(x) -> bool:
     return isinstance(x, Parameter) or _is_named(x)
 
@@ -231,7 +233,10 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
             transformations taking extra arguments also get ``value``, ``grad`` and ``value_fn``
             (so ``optax.lbfgs()`` works).
         steps: the number of updates from every start (0 evaluates the loss at the starts).
-        n_vmap: starts vectorised per step on each device (None chooses, as for `ParallelExecution`).
+        n_vmap: starts vectorised per step on each device. None: all of a device's starts, up to
+            `_AUTO_VMAP` (an optimisation loop runs ``steps`` iterations per chunk, so wide chunks
+            amortise each iteration's overhead: on 2 CPU cores 4096 starts in one chunk run 1.4x
+            faster than four chunks of 1024, the sweeps' default).
         n_pmap: devices to use (default 1; None uses all), as for `ParallelExecution`.
         checkpoint_dir: a directory where finished blocks of starts are written; a later call with
             the same loss, optimizer, steps, space and arguments resumes from them.
@@ -277,6 +282,9 @@ def optimize(loss: Callable, space: AbstractSpace, *args: Any, optimizer: Any, s
         raise ValueError(f"{op}: `steps` must be >= 0, got {steps}")
     _free_parameters(op, space)
     _check_loss(op, loss, space, args, kwargs)
+    if n_vmap is None:
+        n_dev = n_pmap if isinstance(n_pmap, int) and n_pmap >= 1 else jax.device_count()  # (checked below)
+        n_vmap = int(min(-(-space.N // n_dev), _AUTO_VMAP))
     try:
         sweep = ParallelExecution(_descend, space, loss, optimizer, steps, args, kwargs, n_vmap=n_vmap,
                                   n_pmap=n_pmap, checkpoint_dir=checkpoint_dir, progress=progress).run()
