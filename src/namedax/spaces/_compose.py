@@ -194,6 +194,13 @@ class ZipSpace(_Combined):
 
     Attributes:
         spaces: the zipped spaces.
+
+    Examples:
+        >>> import jax.numpy as jnp
+        >>> from namedax.spaces import DataSpace, ZipSpace
+        >>> pairs = ZipSpace(DataSpace({"x": jnp.array([1.0, 2.0])}), DataSpace({"y": jnp.array([10.0, 20.0])}))
+        >>> pairs.axes, [float(p[0]["x"] + p[1]["y"]) for p in pairs]
+        ((Axis('data', 2),), [11.0, 22.0])
     """
 
     def __init__(self, *spaces: AbstractSpace, name: str | None = None):
